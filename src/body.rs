@@ -1,0 +1,243 @@
+//! The replay buffer: keeps a request body so that a 307/308 can send it
+//! again, byte for byte.
+//!
+//! - A body in memory is a reference-counted `Bytes` inside `reqwest::Body`;
+//!   each hop gets a clone of the handle, never of the bytes.
+//! - A stream is sent at once through a tee. Each chunk goes to the wire and
+//!   (by reference count, not copy) into the replay buffer, up to the cap.
+//!   When a server answers before it has read the whole body, the next hop
+//!   sends the buffered prefix and then the part of the source that was never
+//!   pulled. Nothing is lost, duplicated or reordered.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body as _, Frame, SizeHint};
+
+use crate::error::BoxError;
+use crate::BodyReplay;
+
+/// The request body of one chain, kept for the hops that replay it.
+#[derive(Debug)]
+pub(crate) enum ReplayBody {
+    /// No body.
+    None,
+    /// In memory: each hop gets a reference-count clone.
+    Memory(Bytes),
+    /// A stream, teed into a shared buffer.
+    Stream(Arc<Mutex<Tee>>),
+}
+
+impl ReplayBody {
+    /// Take the body of a request. A streaming body is wrapped so that what
+    /// it sends is buffered up to `cap` bytes; the returned body is the one
+    /// to send on the first hop.
+    pub(crate) fn new(body: Option<reqwest::Body>, cap: usize) -> (Self, Option<reqwest::Body>) {
+        match body {
+            None => (Self::None, None),
+            Some(body) if body.as_bytes().is_some() => match memory_bytes(body) {
+                Ok(bytes) => (
+                    Self::Memory(bytes.clone()),
+                    Some(reqwest::Body::from(bytes)),
+                ),
+                // Not reached: a body with bytes is ready at once.
+                Err(body) => Self::stream(body, cap),
+            },
+            Some(body) => Self::stream(body, cap),
+        }
+    }
+
+    fn stream(body: reqwest::Body, cap: usize) -> (Self, Option<reqwest::Body>) {
+        let this = Self::Stream(Arc::new(Mutex::new(Tee {
+            source: Some(Box::pin(body)),
+            chunks: Vec::new(),
+            buffered: 0,
+            cap,
+            state: TeeState::Open,
+            generation: 0,
+        })));
+        let first = this.next_body();
+        (this, first)
+    }
+
+    pub(crate) fn is_some(&self) -> bool {
+        !matches!(self, Self::None)
+    }
+
+    /// Whether the body can be sent again now.
+    pub(crate) fn replay(&self) -> BodyReplay {
+        match self {
+            Self::None | Self::Memory(_) => BodyReplay::Available,
+            Self::Stream(tee) => match lock(tee).state {
+                TeeState::Open | TeeState::Ended => BodyReplay::Available,
+                TeeState::OverCap => BodyReplay::OverCap,
+                TeeState::Failed => BodyReplay::Failed,
+            },
+        }
+    }
+
+    /// A body for the next send: the whole body from its first byte. For a
+    /// stream, any body handed out before stops working (it fails if still
+    /// polled), so that an abandoned connection cannot take chunks away from
+    /// the new request.
+    pub(crate) fn next_body(&self) -> Option<reqwest::Body> {
+        match self {
+            Self::None => None,
+            Self::Memory(bytes) => Some(reqwest::Body::from(bytes.clone())),
+            Self::Stream(tee) => {
+                let generation = {
+                    let mut tee = lock(tee);
+                    tee.generation += 1;
+                    tee.generation
+                };
+                Some(reqwest::Body::wrap(TeeReader {
+                    tee: Arc::clone(tee),
+                    generation,
+                    next_chunk: 0,
+                    consumed: 0,
+                }))
+            }
+        }
+    }
+}
+
+/// The `Bytes` inside an in-memory reqwest body, without copying them:
+/// reqwest hands its reusable chunk out whole on the first poll.
+fn memory_bytes(mut body: reqwest::Body) -> Result<Bytes, reqwest::Body> {
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    match Pin::new(&mut body).poll_frame(&mut cx) {
+        Poll::Ready(None) => Ok(Bytes::new()),
+        Poll::Ready(Some(Ok(frame))) => frame.into_data().map_err(|_| body),
+        Poll::Ready(Some(Err(_))) | Poll::Pending => Err(body),
+    }
+}
+
+fn lock(tee: &Mutex<Tee>) -> MutexGuard<'_, Tee> {
+    // A panic while the lock was held leaves no broken invariant that
+    // matters more than the panic itself; go on with the data as it is.
+    tee.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TeeState {
+    /// The source has more to give; everything pulled so far is buffered.
+    Open,
+    /// The source is finished and all of it is buffered.
+    Ended,
+    /// More than `cap` bytes were pulled: the buffer was let go.
+    OverCap,
+    /// The source failed.
+    Failed,
+}
+
+/// The state shared by every reader of one streamed body.
+pub(crate) struct Tee {
+    source: Option<Pin<Box<reqwest::Body>>>,
+    chunks: Vec<Bytes>,
+    buffered: usize,
+    cap: usize,
+    state: TeeState,
+    /// Only the reader of the newest generation may read.
+    generation: u64,
+}
+
+impl std::fmt::Debug for Tee {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tee")
+            .field("buffered", &self.buffered)
+            .field("cap", &self.cap)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One send of a streamed body: the buffered chunks first, then the source.
+struct TeeReader {
+    tee: Arc<Mutex<Tee>>,
+    generation: u64,
+    next_chunk: usize,
+    consumed: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("this request body was handed to a redirected request")]
+struct Superseded;
+
+impl http_body::Body for TeeReader {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        let mut tee = lock(&this.tee);
+        if tee.generation != this.generation {
+            return Poll::Ready(Some(Err(Box::new(Superseded))));
+        }
+        if let Some(chunk) = tee.chunks.get(this.next_chunk) {
+            let chunk = chunk.clone();
+            this.next_chunk += 1;
+            this.consumed += chunk.len();
+            return Poll::Ready(Some(Ok(Frame::data(chunk))));
+        }
+        let tee = &mut *tee;
+        let Some(source) = tee.source.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match source.as_mut().poll_frame(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(None) => {
+                tee.source = None;
+                if tee.state == TeeState::Open {
+                    tee.state = TeeState::Ended;
+                }
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Err(e))) => {
+                tee.source = None;
+                tee.state = TeeState::Failed;
+                tee.chunks = Vec::new();
+                Poll::Ready(Some(Err(Box::new(e))))
+            }
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    if tee.state == TeeState::Open {
+                        if tee.buffered + data.len() <= tee.cap {
+                            tee.buffered += data.len();
+                            tee.chunks.push(data.clone());
+                            this.next_chunk += 1;
+                            this.consumed += data.len();
+                        } else {
+                            tee.state = TeeState::OverCap;
+                            tee.chunks = Vec::new();
+                            tee.buffered = 0;
+                            this.next_chunk = 0;
+                        }
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let tee = lock(&self.tee);
+        let unread = tee.buffered.saturating_sub(self.consumed) as u64;
+        match (&tee.source, tee.state) {
+            (_, TeeState::Ended) | (None, _) => SizeHint::with_exact(unread),
+            (Some(source), _) => {
+                let hint = source.size_hint();
+                let mut out = SizeHint::new();
+                out.set_lower(hint.lower() + unread);
+                if let Some(upper) = hint.upper() {
+                    out.set_upper(upper + unread);
+                }
+                out
+            }
+        }
+    }
+}

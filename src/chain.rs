@@ -1,0 +1,337 @@
+//! [`Chain`]: the sans-IO redirect state machine. Request in, response heads
+//! in, next request out. It never touches a socket, a clock or a body.
+
+use http::{header, HeaderMap, Method, StatusCode};
+use url::Url;
+
+use crate::error::{BoxError, Detail};
+use crate::history::{BodyAction, Hop};
+use crate::policy::{Downgrade, HttpsUpgrade, MethodRule, UnreplayableBody};
+use crate::rules::{self, Location};
+use crate::{Error, History, Policy};
+
+/// Whether the transport can send the request body again, told to the chain
+/// with each response head.
+///
+/// A body in memory is always [`BodyReplay::Available`]. A stream is
+/// available while every byte sent so far was buffered (see
+/// [`Policy::max_replay_body`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BodyReplay {
+    /// The body can be sent again byte for byte (or there is none).
+    Available,
+    /// The stream was longer than the replay cap, so part of it is gone.
+    OverCap,
+    /// The stream failed, so it cannot be completed.
+    Failed,
+}
+
+/// What the transport does after [`Chain::on_response`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Step {
+    /// Send the next request: [`Chain::method`], [`Chain::url`],
+    /// [`Chain::headers`], and the body if [`Chain::sends_body`].
+    Follow,
+    /// The response just fed in is the final one: hand it to the caller.
+    Done,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BodyState {
+    None,
+    Present,
+    Dropped,
+}
+
+/// One redirect chain, driven by a transport.
+///
+/// ```text
+///   Chain::new(policy, method, url, headers, has_body)
+///        │
+///        ▼
+///   ┌─► send method()/url()/headers() (+ body if sends_body())
+///   │        │
+///   │        ▼
+///   │   on_response(status, headers, replay) ──► Err(Error)   (history inside)
+///   │        │
+///   │        ├── Ok(Step::Done)    → the response is final; history() for the record
+///   └────────┘ Ok(Step::Follow)    → the chain now holds the next request
+/// ```
+///
+/// All the rules of the crate (method rewrite, body headers, Location,
+/// origins and credentials, limits and loops) are applied here and only here.
+///
+/// ```
+/// use http::{header, HeaderMap, Method, StatusCode};
+/// use redirect_policy::{BodyReplay, Chain, Policy, Step};
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+/// let url = url::Url::parse("http://api.test/v1/upload").unwrap();
+/// let mut chain = Chain::new(Policy::standard(), Method::POST, url, headers, true);
+///
+/// // The server answers 302: POST becomes GET with no body.
+/// let mut response = HeaderMap::new();
+/// response.insert(header::LOCATION, HeaderValue::from_static("/v2/upload"));
+/// let step = chain.on_response(StatusCode::FOUND, &response, BodyReplay::Available)?;
+/// assert_eq!(step, Step::Follow);
+/// assert_eq!(chain.method(), Method::GET);
+/// assert_eq!(chain.url().as_str(), "http://api.test/v2/upload");
+/// assert!(!chain.sends_body());
+/// assert!(chain.headers().get(header::CONTENT_TYPE).is_none());
+/// # Ok::<(), redirect_policy::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Chain {
+    policy: Policy,
+    method: Method,
+    url: Url,
+    headers: HeaderMap,
+    body: BodyState,
+    history: History,
+    /// Whether each hop's 3xx set a cookie, parallel to `history`.
+    cookie_set: Vec<bool>,
+}
+
+impl Chain {
+    /// Start a chain with the first request. `has_body` says whether it
+    /// carries a body (an empty body counts as none).
+    #[must_use]
+    pub fn new(
+        policy: Policy,
+        method: Method,
+        url: Url,
+        headers: HeaderMap,
+        has_body: bool,
+    ) -> Self {
+        Self {
+            policy,
+            method,
+            url,
+            headers,
+            body: if has_body {
+                BodyState::Present
+            } else {
+                BodyState::None
+            },
+            history: History::default(),
+            cookie_set: Vec::new(),
+        }
+    }
+
+    /// The method of the request to send.
+    #[must_use]
+    pub fn method(&self) -> Method {
+        self.method.clone()
+    }
+
+    /// The URL of the request to send. It may carry a fragment, which is
+    /// never sent on the wire but belongs to the final URL.
+    #[must_use]
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// The headers of the request to send.
+    #[must_use]
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// The headers, to edit before sending (for example to re-sign a request).
+    /// Headers the chain already stripped stay stripped unless you add them
+    /// back yourself.
+    pub fn headers_mut(&mut self) -> &mut HeaderMap {
+        &mut self.headers
+    }
+
+    /// Whether the request to send carries the original body.
+    #[must_use]
+    pub fn sends_body(&self) -> bool {
+        self.body == BodyState::Present
+    }
+
+    /// The policy this chain follows.
+    #[must_use]
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The redirects followed so far.
+    #[must_use]
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    /// The history, taking it out of the chain.
+    #[must_use]
+    pub fn into_history(self) -> History {
+        self.history
+    }
+
+    /// An error of this chain: it carries the history so far.
+    pub(crate) fn error(&self, detail: Detail) -> Error {
+        Error::new(detail).with_history(self.history.clone())
+    }
+
+    /// For transports: an [`ErrorKind::Request`](crate::ErrorKind::Request)
+    /// error for the current request, with the history so far and `source`
+    /// (the transport's own error) as its source.
+    #[must_use]
+    pub fn request_error(&self, source: impl Into<BoxError>) -> Error {
+        self.error(Detail::Request(source.into()))
+            .with_url(self.url.clone())
+    }
+
+    /// For transports: an [`ErrorKind::Timeout`](crate::ErrorKind::Timeout)
+    /// error for the current request, with the history so far.
+    #[must_use]
+    pub fn timeout_error(&self, source: Option<BoxError>) -> Error {
+        self.error(Detail::Timeout(source))
+            .with_url(self.url.clone())
+    }
+
+    /// Feed the head of the response to the current request, and say whether
+    /// the transport may use the body again. The answer is the next step, or
+    /// an error that carries the history.
+    pub fn on_response(
+        &mut self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        replay: BodyReplay,
+    ) -> Result<Step, Error> {
+        let rule = self.policy.rule_for(status);
+        if rule == MethodRule::DoNotFollow {
+            return Ok(Step::Done);
+        }
+        let raw = match rules::location(headers) {
+            Location::Missing => return Ok(Step::Done),
+            Location::One(raw) => raw,
+            Location::Conflicting => {
+                let first = headers.get(header::LOCATION).cloned();
+                return Err(self
+                    .error(Detail::ConflictingLocations)
+                    .with_redirect(status, first)
+                    .with_url(self.url.clone()));
+            }
+        };
+        let fail = |chain: &Self, detail: Detail, url: &Url| {
+            chain
+                .error(detail)
+                .with_redirect(status, Some(raw.clone()))
+                .with_url(url.clone())
+        };
+        let next = match rules::resolve(&self.url, raw.as_bytes()) {
+            Ok(next) => next,
+            Err(e) => return Err(fail(self, Detail::UnparsableLocation(e), &self.url)),
+        };
+        if next.as_str().len() > rules::MAX_URL_LEN {
+            let detail = Detail::LocationTooLong {
+                len: next.as_str().len(),
+                max: rules::MAX_URL_LEN,
+            };
+            return Err(fail(self, detail, &self.url));
+        }
+        if !matches!(next.scheme(), "http" | "https") {
+            let scheme = next.scheme().to_owned();
+            return Err(fail(self, Detail::SchemeNotAllowed { scheme }, &next));
+        }
+        if self.url.scheme() == "https"
+            && next.scheme() == "http"
+            && self.policy.downgrade() == Downgrade::Refuse
+        {
+            return Err(fail(self, Detail::InsecureRedirect, &next));
+        }
+
+        let switch = rules::switches_to_get(rule, &self.method);
+        let body = match (self.body, switch) {
+            (BodyState::None, _) => BodyAction::None,
+            (BodyState::Dropped, _) | (BodyState::Present, true) => BodyAction::Dropped,
+            (BodyState::Present, false) => BodyAction::Replayed,
+        };
+        if body == BodyAction::Replayed && replay != BodyReplay::Available {
+            if self.policy.on_unreplayable_body() == UnreplayableBody::ReturnRedirect {
+                return Ok(Step::Done);
+            }
+            let detail = match replay {
+                BodyReplay::OverCap => Detail::BodyOverCap {
+                    cap: self.policy.max_replay_body_limit(),
+                },
+                _ => Detail::BodyFailed,
+            };
+            return Err(fail(self, detail, &next));
+        }
+
+        if self.is_loop(status, &next, headers) {
+            return Err(fail(self, Detail::RedirectLoop, &next));
+        }
+        if self.history.len() >= self.policy.max_redirects_limit() {
+            let max = self.policy.max_redirects_limit();
+            return Err(fail(self, Detail::TooManyRedirects { max }, &next));
+        }
+
+        let mut stripped = Vec::new();
+        let next_method = if switch {
+            rules::remove_headers(&mut self.headers, &rules::BODY_HEADERS, &mut stripped);
+            Method::GET
+        } else {
+            self.method.clone()
+        };
+        if self.strips_credentials(&next) {
+            rules::remove_headers(&mut self.headers, &rules::CREDENTIAL_HEADERS, &mut stripped);
+            let sensitive = self.policy.sensitive_headers();
+            rules::remove_headers(&mut self.headers, sensitive, &mut stripped);
+        }
+        if rules::authority_changes(&self.url, &next) {
+            rules::remove_headers(&mut self.headers, [&header::HOST], &mut stripped);
+        }
+
+        let previous_url = std::mem::replace(&mut self.url, next);
+        let previous_method = std::mem::replace(&mut self.method, next_method);
+        if body == BodyAction::Dropped {
+            self.body = BodyState::Dropped;
+        }
+        self.history.push(Hop {
+            status,
+            url: previous_url,
+            next: self.url.clone(),
+            method: previous_method,
+            next_method: self.method.clone(),
+            body,
+            stripped,
+        });
+        self.cookie_set
+            .push(headers.contains_key(header::SET_COOKIE));
+        Ok(Step::Follow)
+    }
+
+    /// Credentials go on a hop to another origin, except to a trusted origin
+    /// and (by default) on an http → https upgrade of the same host.
+    fn strips_credentials(&self, next: &Url) -> bool {
+        if rules::same_origin(&self.url, next) || self.policy.is_trusted(next) {
+            return false;
+        }
+        !(self.policy.upgrade() == HttpsUpgrade::KeepCredentials
+            && rules::is_https_upgrade(&self.url, next))
+    }
+
+    /// A proven loop: an earlier hop had the same method and URL, got the same
+    /// status and Location, and no 3xx from then on (this one included) set a
+    /// cookie.
+    fn is_loop(&self, status: StatusCode, next: &Url, headers: &HeaderMap) -> bool {
+        if headers.contains_key(header::SET_COOKIE) {
+            return false;
+        }
+        let Some(start) = self.history.iter().rposition(|hop| {
+            hop.status == status
+                && hop.method == self.method
+                && hop.url == self.url
+                && hop.next == *next
+        }) else {
+            return false;
+        };
+        !self.cookie_set[start..].iter().any(|&set| set)
+    }
+}

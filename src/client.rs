@@ -1,0 +1,247 @@
+//! [`Client`]: a reqwest client whose redirects are followed by this crate.
+
+use std::fmt;
+use std::time::Duration;
+
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::Method;
+use reqwest::IntoUrl;
+
+use crate::error::Detail;
+use crate::follow::follow;
+use crate::{Error, Policy};
+
+/// A reqwest client that follows redirects under a [`Policy`].
+///
+/// It wraps a `reqwest::Client` built with
+/// `redirect(reqwest::redirect::Policy::none())`, and re-issues each hop
+/// itself. Cloning is cheap: clones share the connection pool.
+///
+/// ```no_run
+/// use redirect_policy::{Client, History, Policy};
+///
+/// # async fn run() -> Result<(), redirect_policy::Error> {
+/// let client = Client::new(Policy::standard());
+/// let response = client
+///     .post("http://localhost:8080/upload")
+///     .body("payload")
+///     .send()
+///     .await?;
+/// let hops = response.extensions().get::<History>().map_or(0, History::len);
+/// println!("{} after {hops} redirects", response.status());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    inner: reqwest::Client,
+    policy: Policy,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Client {
+    /// `Client::new(Policy::standard())`.
+    fn default() -> Self {
+        Self::new(Policy::standard())
+    }
+}
+
+impl Client {
+    /// A client with reqwest's default settings and `policy`.
+    ///
+    /// # Panics
+    ///
+    /// If the TLS backend cannot be set up, as `reqwest::Client::new` does.
+    /// Use [`Client::from_builder`] to get that as an error instead.
+    #[must_use]
+    pub fn new(policy: Policy) -> Self {
+        #[allow(clippy::expect_used)] // documented panic, same as reqwest::Client::new
+        Self::from_builder(reqwest::Client::builder(), policy)
+            .expect("could not build the reqwest client")
+    }
+
+    /// A client from a configured `reqwest::ClientBuilder`. Its own redirect
+    /// following is turned off here; this crate follows instead.
+    ///
+    /// Default headers set on the builder are added by reqwest to *every*
+    /// request, on any origin: put credentials on the request instead, so
+    /// that they can be stripped.
+    pub fn from_builder(builder: reqwest::ClientBuilder, policy: Policy) -> Result<Self, Error> {
+        let inner = builder
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| Error::new(Detail::Builder(Box::new(e))))?;
+        Ok(Self { inner, policy })
+    }
+
+    /// The policy applied to requests that set none of their own.
+    #[must_use]
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The underlying reqwest client (its redirect following is off).
+    #[must_use]
+    pub fn reqwest(&self) -> &reqwest::Client {
+        &self.inner
+    }
+
+    /// Send a request and follow its redirects under the client's policy.
+    ///
+    /// A timeout set on the request covers the whole chain. The final
+    /// response carries a [`History`](crate::History) in its extensions.
+    pub async fn execute(&self, request: reqwest::Request) -> Result<reqwest::Response, Error> {
+        follow(&self.inner, self.policy.clone(), request).await
+    }
+
+    /// Start a request with any method.
+    pub fn request<U: IntoUrl>(&self, method: Method, url: U) -> RequestBuilder {
+        RequestBuilder {
+            client: self.clone(),
+            inner: self.inner.request(method, url),
+            policy: None,
+        }
+    }
+
+    /// Start a `GET`.
+    pub fn get<U: IntoUrl>(&self, url: U) -> RequestBuilder {
+        self.request(Method::GET, url)
+    }
+
+    /// Start a `POST`.
+    pub fn post<U: IntoUrl>(&self, url: U) -> RequestBuilder {
+        self.request(Method::POST, url)
+    }
+
+    /// Start a `PUT`.
+    pub fn put<U: IntoUrl>(&self, url: U) -> RequestBuilder {
+        self.request(Method::PUT, url)
+    }
+
+    /// Start a `PATCH`.
+    pub fn patch<U: IntoUrl>(&self, url: U) -> RequestBuilder {
+        self.request(Method::PATCH, url)
+    }
+
+    /// Start a `DELETE`.
+    pub fn delete<U: IntoUrl>(&self, url: U) -> RequestBuilder {
+        self.request(Method::DELETE, url)
+    }
+
+    /// Start a `HEAD`.
+    pub fn head<U: IntoUrl>(&self, url: U) -> RequestBuilder {
+        self.request(Method::HEAD, url)
+    }
+}
+
+/// A request being built; [`RequestBuilder::send`] sends it and follows its
+/// redirects. It wraps `reqwest::RequestBuilder` and speaks its words.
+#[must_use = "a RequestBuilder does nothing until it is sent"]
+pub struct RequestBuilder {
+    client: Client,
+    inner: reqwest::RequestBuilder,
+    policy: Option<Policy>,
+}
+
+impl fmt::Debug for RequestBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestBuilder")
+            .field("inner", &self.inner)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RequestBuilder {
+    fn map(mut self, f: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder) -> Self {
+        self.inner = f(self.inner);
+        self
+    }
+
+    /// Add a header.
+    pub fn header<K, V>(self, key: K, value: V) -> Self
+    where
+        HeaderName: TryFrom<K>,
+        <HeaderName as TryFrom<K>>::Error: Into<http::Error>,
+        HeaderValue: TryFrom<V>,
+        <HeaderValue as TryFrom<V>>::Error: Into<http::Error>,
+    {
+        self.map(|b| b.header(key, value))
+    }
+
+    /// Add several headers.
+    pub fn headers(self, headers: HeaderMap) -> Self {
+        self.map(|b| b.headers(headers))
+    }
+
+    /// Set the body. Bodies in memory are replayed by reference count; a
+    /// stream (`reqwest::Body::wrap_stream`) is buffered as it is sent, up to
+    /// [`Policy::max_replay_body`].
+    pub fn body<T: Into<reqwest::Body>>(self, body: T) -> Self {
+        self.map(|b| b.body(body))
+    }
+
+    /// Basic authentication. Stripped on an origin change.
+    pub fn basic_auth<U: fmt::Display, P: fmt::Display>(
+        self,
+        username: U,
+        password: Option<P>,
+    ) -> Self {
+        self.map(|b| b.basic_auth(username, password))
+    }
+
+    /// Bearer authentication. Stripped on an origin change.
+    pub fn bearer_auth<T: fmt::Display>(self, token: T) -> Self {
+        self.map(|b| b.bearer_auth(token))
+    }
+
+    /// A timeout for the whole chain: every hop, and reading the final
+    /// response's body.
+    pub fn timeout(self, timeout: Duration) -> Self {
+        self.map(|b| b.timeout(timeout))
+    }
+
+    /// The HTTP version to use.
+    pub fn version(self, version: http::Version) -> Self {
+        self.map(|b| b.version(version))
+    }
+
+    /// Follow this request's redirects under `policy` instead of the
+    /// client's.
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// Anything else reqwest's builder offers (`json`, `form`, `query`,
+    /// `multipart`, ... with the matching reqwest features on).
+    pub fn with_reqwest(
+        self,
+        f: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> Self {
+        self.map(f)
+    }
+
+    /// Build the request without sending it.
+    pub fn build(self) -> Result<reqwest::Request, Error> {
+        self.inner
+            .build()
+            .map_err(|e| Error::new(Detail::InvalidRequest(Box::new(e))))
+    }
+
+    /// Send the request and follow its redirects.
+    pub async fn send(self) -> Result<reqwest::Response, Error> {
+        let policy = self.policy.unwrap_or_else(|| self.client.policy.clone());
+        let request = self
+            .inner
+            .build()
+            .map_err(|e| Error::new(Detail::InvalidRequest(Box::new(e))))?;
+        follow(&self.client.inner, policy, request).await
+    }
+}

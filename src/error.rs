@@ -1,0 +1,328 @@
+//! [`Error`], the crate's one error type, and [`ErrorKind`].
+
+use std::fmt;
+
+use http::{HeaderValue, StatusCode};
+use url::Url;
+
+use crate::History;
+
+/// A boxed error, as transports give them.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What went wrong. Each variant says when it happens and how to avoid it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The chain needed more redirects than [`Policy::max_redirects`](crate::Policy::max_redirects)
+    /// allows (default 10). The error carries the last 3xx's status and
+    /// Location. Raise the limit, or use [`Policy::none`](crate::Policy::none)
+    /// to see the first redirect.
+    TooManyRedirects,
+    /// A proven loop: the same method and URL got the same status and
+    /// Location again, and no response in the cycle set a cookie. It fails
+    /// before the limit is reached. Fix the server's redirect rules.
+    RedirectLoop,
+    /// The Location could not be used: it is not a valid URL reference, or
+    /// the response has several Location fields with different values.
+    /// A missing or empty Location is not an error: the 3xx is returned.
+    InvalidLocation,
+    /// The Location's scheme is not http or https (`file:`, `data:`,
+    /// `ftp:`, `javascript:`, ...). Nothing more is sent.
+    SchemeNotAllowed,
+    /// An https URL redirected to plain http. Allow it with
+    /// [`Policy::https_downgrade`](crate::Policy::https_downgrade)`(Downgrade::Allow)`;
+    /// credentials are stripped all the same.
+    InsecureRedirect,
+    /// A hop had to replay the request body but could not: the body was a
+    /// stream larger than [`Policy::max_replay_body`](crate::Policy::max_replay_body),
+    /// or the stream failed. Raise the cap, send the body from memory, or set
+    /// [`UnreplayableBody::ReturnRedirect`](crate::UnreplayableBody::ReturnRedirect)
+    /// to get the 3xx back instead.
+    BodyNotReplayable,
+    /// Sending a request or reading its response failed (connection refused
+    /// or dropped, TLS, protocol error, the body stream failed). The source
+    /// is the transport's error.
+    Request,
+    /// The timeout set on the request ran out. It covers the whole chain,
+    /// not each hop.
+    Timeout,
+    /// The client or the request could not be built: a bad URL or header
+    /// given to the builder, or a TLS backend that failed to start (see the
+    /// source).
+    Builder,
+}
+
+/// The detail behind a kind: the words of the message, and any source.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Detail {
+    #[error(
+        "too many redirects: the limit is {max}; raise it with Policy::max_redirects, \
+         or use Policy::none() to see the redirect"
+    )]
+    TooManyRedirects { max: usize },
+    #[error(
+        "redirect loop: the same request was redirected to the same Location again, \
+         with no cookie set in between; the server's redirect rules need fixing"
+    )]
+    RedirectLoop,
+    #[error(
+        "invalid Location header: several fields with different values; \
+         the server must send exactly one"
+    )]
+    ConflictingLocations,
+    #[error("invalid Location header: {0}; the server must send a valid URL reference")]
+    UnparsableLocation(#[source] url::ParseError),
+    #[error(
+        "invalid Location header: it resolves to a URL of {len} bytes, longer than \
+         the {max} an HTTP request target can carry"
+    )]
+    LocationTooLong { len: usize, max: usize },
+    #[error("redirect to a `{scheme}:` URL refused: only http and https are followed")]
+    SchemeNotAllowed { scheme: String },
+    #[error(
+        "redirect from https to http refused: it would send the request in clear text; \
+         allow it with Policy::https_downgrade(Downgrade::Allow)"
+    )]
+    InsecureRedirect,
+    #[error(
+        "the request body cannot be sent again: the stream was longer than \
+         max_replay_body ({cap} bytes); raise Policy::max_replay_body, send the body \
+         from memory, or set UnreplayableBody::ReturnRedirect to get the redirect back"
+    )]
+    BodyOverCap { cap: usize },
+    #[error(
+        "the request body cannot be sent again: its stream failed; \
+         set UnreplayableBody::ReturnRedirect to get the redirect back"
+    )]
+    BodyFailed,
+    #[error("error sending request")]
+    Request(#[source] BoxError),
+    #[error(
+        "timed out: the request's timeout covers the whole redirect chain; raise it \
+         with RequestBuilder::timeout"
+    )]
+    Timeout(#[source] Option<BoxError>),
+    #[cfg_attr(not(feature = "reqwest"), allow(dead_code))] // made by the reqwest adapter only
+    #[error("could not build the client")]
+    Builder(#[source] BoxError),
+    #[cfg_attr(not(feature = "reqwest"), allow(dead_code))] // made by the reqwest adapter only
+    #[error("could not build the request")]
+    InvalidRequest(#[source] BoxError),
+}
+
+impl Detail {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Detail::TooManyRedirects { .. } => ErrorKind::TooManyRedirects,
+            Detail::RedirectLoop => ErrorKind::RedirectLoop,
+            Detail::ConflictingLocations
+            | Detail::UnparsableLocation(_)
+            | Detail::LocationTooLong { .. } => ErrorKind::InvalidLocation,
+            Detail::SchemeNotAllowed { .. } => ErrorKind::SchemeNotAllowed,
+            Detail::InsecureRedirect => ErrorKind::InsecureRedirect,
+            Detail::BodyOverCap { .. } | Detail::BodyFailed => ErrorKind::BodyNotReplayable,
+            Detail::Request(_) => ErrorKind::Request,
+            Detail::Timeout(_) => ErrorKind::Timeout,
+            Detail::Builder(_) | Detail::InvalidRequest(_) => ErrorKind::Builder,
+        }
+    }
+}
+
+/// The crate's error: a kind, the URL concerned, the redirect history so far,
+/// the 3xx status and Location that led to it (for redirect errors), and a
+/// source (for transport errors).
+///
+/// URLs can carry secrets (tokens in a query, userinfo), so
+/// [`Error::without_url`] drops every URL the error holds before you log it.
+pub struct Error {
+    inner: Box<Inner>,
+}
+
+struct Inner {
+    detail: Detail,
+    url: Option<Url>,
+    status: Option<StatusCode>,
+    location: Option<HeaderValue>,
+    history: History,
+}
+
+impl Error {
+    pub(crate) fn new(detail: Detail) -> Self {
+        Self {
+            inner: Box::new(Inner {
+                detail,
+                url: None,
+                status: None,
+                location: None,
+                history: History::default(),
+            }),
+        }
+    }
+
+    pub(crate) fn with_url(mut self, url: Url) -> Self {
+        self.inner.url = Some(url);
+        self
+    }
+
+    pub(crate) fn with_redirect(
+        mut self,
+        status: StatusCode,
+        location: Option<HeaderValue>,
+    ) -> Self {
+        self.inner.status = Some(status);
+        self.inner.location = location;
+        self
+    }
+
+    pub(crate) fn with_history(mut self, history: History) -> Self {
+        self.inner.history = history;
+        self
+    }
+
+    /// What went wrong.
+    #[must_use]
+    pub fn kind(&self) -> ErrorKind {
+        self.inner.detail.kind()
+    }
+
+    /// The URL concerned: the redirect's target where it was resolved,
+    /// otherwise the URL of the request that failed.
+    #[must_use]
+    pub fn url(&self) -> Option<&Url> {
+        self.inner.url.as_ref()
+    }
+
+    /// The status of the 3xx response that led to the error, for redirect
+    /// errors.
+    #[must_use]
+    pub fn status(&self) -> Option<StatusCode> {
+        self.inner.status
+    }
+
+    /// The raw Location of the 3xx response that led to the error, as the
+    /// server sent it.
+    #[must_use]
+    pub fn location(&self) -> Option<&HeaderValue> {
+        self.inner.location.as_ref()
+    }
+
+    /// The redirects followed before the error.
+    #[must_use]
+    pub fn history(&self) -> &History {
+        &self.inner.history
+    }
+
+    /// Drop every URL this error holds (its URL, the Location and the
+    /// history), so that it can be logged without leaking tokens.
+    #[must_use]
+    pub fn without_url(mut self) -> Self {
+        self.inner.url = None;
+        self.inner.location = None;
+        self.inner.history = History::default();
+        self
+    }
+
+    /// True for [`ErrorKind::Timeout`].
+    #[must_use]
+    pub fn is_timeout(&self) -> bool {
+        self.kind() == ErrorKind::Timeout
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("redirect_policy::Error");
+        d.field("kind", &self.kind());
+        if let Some(url) = &self.inner.url {
+            d.field("url", &Escaped(url.as_str().as_bytes()));
+        }
+        if let Some(status) = self.inner.status {
+            d.field("status", &status);
+        }
+        if let Some(location) = &self.inner.location {
+            d.field("location", &Escaped(location.as_bytes()));
+        }
+        d.field("hops", &self.inner.history.len());
+        if let Some(source) = std::error::Error::source(&self.inner.detail) {
+            d.field("source", &source);
+        }
+        d.finish()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.inner.detail, f)?;
+        if let (Some(status), Some(location)) = (self.inner.status, &self.inner.location) {
+            write!(
+                f,
+                " ({} with Location {})",
+                status.as_u16(),
+                Escaped(location.as_bytes())
+            )?;
+        }
+        if let Some(url) = &self.inner.url {
+            write!(f, " for url {}", Escaped(url.as_str().as_bytes()))?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.inner.detail)
+    }
+}
+
+/// A raw header value shown quoted, escaped, and cut to a readable length.
+struct Escaped<'a>(&'a [u8]);
+
+impl fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const SHOWN: usize = 120;
+        let shown = &self.0[..self.0.len().min(SHOWN)];
+        write!(f, "\"{}\"", shown.escape_ascii())?;
+        if self.0.len() > SHOWN {
+            write!(f, "... ({} bytes in all)", self.0.len())?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_lowercase_without_period_and_escape_locations() {
+        let err = Error::new(Detail::ConflictingLocations)
+            .with_redirect(
+                StatusCode::FOUND,
+                Some(HeaderValue::from_bytes(b"/a\xff").unwrap()),
+            )
+            .with_url(Url::parse("http://h/x?token=s").unwrap());
+        let text = err.to_string();
+        assert!(text.starts_with("invalid Location"), "{text}");
+        assert!(text.contains(r#""/a\xff""#), "{text}");
+        assert!(!text.ends_with('.'));
+        let bare = err.without_url().to_string();
+        assert!(!bare.contains("token"), "{bare}");
+    }
+
+    #[test]
+    fn long_locations_are_cut() {
+        let long = HeaderValue::from_str(&"a".repeat(65536)).unwrap();
+        let err =
+            Error::new(Detail::ConflictingLocations).with_redirect(StatusCode::FOUND, Some(long));
+        let text = err.to_string();
+        assert!(text.len() < 600, "{}", text.len());
+        assert!(text.contains("65536 bytes"));
+    }
+}

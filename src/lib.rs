@@ -1,0 +1,159 @@
+//! Exact, safe HTTP redirect following for reqwest, with request bodies that
+//! survive a 307.
+//!
+//! When a server answers 3xx, a client must decide what the next request is.
+//! This crate decides it by the standards, and then sends it:
+//!
+//! - it **replays the request body** on 307/308, byte for byte, including
+//!   **streaming bodies**, which reqwest cannot replay (it hands back the 307
+//!   as if it were the answer);
+//! - it downgrades the legacy 301/302/303 to `GET` as the Fetch standard
+//!   says, drops the body and its headers, and never brings them back;
+//! - it is **safe by default**: credentials never follow a redirect to another
+//!   origin, not even on a later hop, and https → http is refused;
+//! - it **records every hop** in a [`History`].
+//!
+//! It is *not* an HTTP client of its own: the [`Client`] re-issues each hop
+//! through reqwest. Its core, [`Chain`], is a sans-IO state machine (only
+//! `http`, `url` and `bytes`; no async, no reqwest), so an SDK can drive it
+//! with any transport (`default-features = false`).
+//!
+//! # Quick example
+//!
+//! ```no_run
+//! use redirect_policy::{Client, History, Policy};
+//!
+//! # async fn run() -> Result<(), redirect_policy::Error> {
+//! let client = Client::new(Policy::standard());
+//! let response = client
+//!     .put("http://localhost:8080/v1/objects/42")
+//!     .bearer_auth("secret")
+//!     .body(vec![1, 2, 3])
+//!     .send()
+//!     .await?; // a 307 to /v2/... sends PUT with the same 3 bytes again
+//! for hop in response.extensions().get::<History>().into_iter().flatten() {
+//!     println!("{} {} -> {} ({:?})", hop.status(), hop.url(), hop.next_url(), hop.body());
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! # Redirect semantics
+//!
+//! `=` keeps the method and replays the body byte for byte (RFC 9110
+//! §15.4.8/9). `GET∅` turns the request into a `GET` with no body, and drops
+//! the body headers. The presets are values of one per-status rule table
+//! ([`Policy::rule`] overrides one status).
+//!
+//! | status | request method | [`standard`](Policy::standard) (default; Fetch) | [`strict`](Policy::strict) (RFC 9110) | [`legacy`](Policy::legacy) (Go, OkHttp) |
+//! |---|---|---|---|---|
+//! | 301, 302 | GET, HEAD | = | = | = |
+//! | 301, 302 | POST | GET∅ | = | GET∅ |
+//! | 301, 302 | any other (PUT, DELETE, PATCH, OPTIONS, custom) | = | = | GET∅ |
+//! | 303 | GET, HEAD | = | = | = |
+//! | 303 | any other | GET∅ | GET∅ | GET∅ |
+//! | 307, 308 | any | = | = | = |
+//! | 300, 304, 305, 306, other 3xx | any | not followed | not followed | not followed |
+//!
+//! - Methods are compared byte-exact: `post` is not `POST`.
+//! - Once a hop drops the body, no later hop sends it again, not even a 307.
+//! - **Body headers** removed on a switch to `GET∅`: Content-Type,
+//!   Content-Length, Content-Encoding, Content-Language, Content-Location,
+//!   Transfer-Encoding, Digest, Content-Digest, Repr-Digest, Expect.
+//! - **Bodies in memory** (`Bytes`, `String`, `Vec<u8>`, JSON, form) are
+//!   replayed by reference count: no hop copies their bytes.
+//! - **Streaming bodies** are sent at once, and each chunk is kept for replay
+//!   as it goes out, up to [`Policy::max_replay_body`] (default 8 MiB). If the
+//!   server answers before reading the whole body, the next hop sends the
+//!   kept prefix and then the part of the stream never sent.
+//! - A body that **cannot be replayed** (a stream over the cap, or one that
+//!   failed) gives [`ErrorKind::BodyNotReplayable`], carrying the 3xx status,
+//!   its Location and the history; [`UnreplayableBody::ReturnRedirect`]
+//!   returns the 3xx instead. An empty or truncated body is never sent in its
+//!   place.
+//! - **Location** is resolved against the URL that answered (RFC 3986). A
+//!   missing or empty Location returns the 3xx as the final response. Several
+//!   Location fields with different values give [`ErrorKind::InvalidLocation`].
+//!   Bytes that are not ASCII are percent-encoded (`\xff` → `%FF`). A
+//!   Location with no fragment inherits the current one, and the final
+//!   response's `url()` reports it.
+//! - **Limits**: at most 10 redirects by default ([`ErrorKind::TooManyRedirects`]).
+//!   A proven loop (the same method and URL got the same status and Location
+//!   again, with no cookie set in between) fails at once with
+//!   [`ErrorKind::RedirectLoop`]. A timeout set on the request covers the whole
+//!   chain.
+//!
+//! # Security
+//!
+//! | rule | default | change it with |
+//! |---|---|---|
+//! | On a hop to another origin (scheme, host, port), Authorization, Proxy-Authorization, Cookie, Cookie2 and WWW-Authenticate are removed | on | [`Policy::sensitive_header`] adds more (e.g. `X-Api-Key`; reqwest issue 3091); [`Policy::trust_origin`] lets credentials follow to a named origin (curl's `--location-trusted`, scoped) |
+//! | Stripping is sticky: once removed, a header stays removed, even back on the first origin (Go issue 70530; reqwest 0.13.5 sends A's credentials to B on an A → B → B chain) | always | — |
+//! | http → https on the same host with default ports keeps credentials | on | [`Policy::https_upgrade`]`(HttpsUpgrade::StripCredentials)` |
+//! | https → http is refused with [`ErrorKind::InsecureRedirect`] (a 307 would replay the body in clear text) | refused | [`Policy::https_downgrade`]`(Downgrade::Allow)`; credentials are still stripped |
+//! | Only http and https are followed; any other scheme is [`ErrorKind::SchemeNotAllowed`] and nothing is sent | always | — |
+//! | userinfo in a Location (`http://user:pass@host/`) is removed (curl CVE-2018-1000007 is the class of leak) | always | — |
+//! | No Referer is added (reqwest sends the full previous URL; reqwest issue 2522) | always | set one yourself |
+//! | A caller-set `Host` header is removed when the host or port changes | always | — |
+//!
+//! Headers that reqwest itself adds to every request (`ClientBuilder::default_headers`)
+//! are out of this crate's reach: put credentials on the request.
+//!
+//! # Features
+//!
+//! | feature | default | what it gives |
+//! |---|---|---|
+//! | `reqwest` | yes | the [`Client`] adapter; without it, only the sans-IO engine |
+//! | `rustls` | yes | reqwest's rustls TLS (implies `reqwest`) |
+//! | `native-tls` | no | reqwest's native-tls (implies `reqwest`) |
+//!
+//! # MSRV and versioning
+//!
+//! The MSRV is Rust 1.85, the same as reqwest 0.13. reqwest is a public
+//! dependency (its `Request`, `Response` and `ClientBuilder` appear in this
+//! API), so a move to a new reqwest minor version (0.14) is a breaking
+//! release of this crate.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod chain;
+mod error;
+mod history;
+mod policy;
+mod rules;
+
+#[cfg(feature = "reqwest")]
+mod body;
+#[cfg(feature = "reqwest")]
+mod client;
+#[cfg(feature = "reqwest")]
+mod follow;
+
+pub use chain::{BodyReplay, Chain, Step};
+pub use error::{BoxError, Error, ErrorKind};
+pub use history::{BodyAction, History, Hop};
+pub use policy::{
+    Downgrade, HttpsUpgrade, MethodRule, Policy, UnreplayableBody, DEFAULT_MAX_REDIRECTS,
+    DEFAULT_MAX_REPLAY_BODY,
+};
+
+#[cfg(feature = "reqwest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+pub use client::{Client, RequestBuilder};
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
+#[cfg(test)]
+mod assertions {
+    fn send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn public_types_are_send_and_sync() {
+        send_sync::<crate::Policy>();
+        send_sync::<crate::Chain>();
+        send_sync::<crate::History>();
+        send_sync::<crate::Error>();
+        #[cfg(feature = "reqwest")]
+        send_sync::<crate::Client>();
+    }
+}

@@ -1,0 +1,381 @@
+//! [`Policy`]: which redirects are followed, how each one rewrites the request,
+//! and the limits and credential options that bound a chain.
+//!
+//! A `Policy` is plain data. The engine ([`crate::Chain`]) reads it; nothing here
+//! does I/O.
+
+use std::sync::Arc;
+
+use http::{HeaderName, StatusCode};
+use url::Url;
+
+/// The default limit on redirects in one chain: reqwest's number, so that the
+/// crate is a drop-in replacement.
+pub const DEFAULT_MAX_REDIRECTS: usize = 10;
+
+/// The default cap on the bytes of a streamed body kept for replay: 8 MiB.
+pub const DEFAULT_MAX_REPLAY_BODY: usize = 8 * 1024 * 1024;
+
+/// What a redirect status does to the request's method and body.
+///
+/// `=` below means the method is kept and the body replayed byte for byte;
+/// `GET∅` means the request becomes a `GET` with no body, and the body headers
+/// are removed (see the crate docs, "Body headers").
+///
+/// Methods are compared byte-exact: `post` is not `POST`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum MethodRule {
+    /// Every method is kept (`=`). RFC 9110's rule for 307 and 308, and its
+    /// letter for 301 and 302.
+    Preserve,
+    /// `POST` becomes `GET∅`; every other method is kept. The Fetch standard's
+    /// rule for 301 and 302.
+    PostToGet,
+    /// Every method other than `GET` and `HEAD` becomes `GET∅`; `GET` and `HEAD`
+    /// are kept. Fetch's rule for 303, and Go's and OkHttp's for 301 and 302.
+    ToGet,
+    /// The redirect is not followed: the 3xx response is returned as it is.
+    DoNotFollow,
+}
+
+/// What happens when an https URL redirects to plain http.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Downgrade {
+    /// Fail with [`ErrorKind::InsecureRedirect`](crate::ErrorKind::InsecureRedirect).
+    /// A 307 would otherwise replay the body in clear text.
+    #[default]
+    Refuse,
+    /// Follow it. Credentials are still stripped, since the origin changes.
+    Allow,
+}
+
+/// How an http → https hop on the same host, with default ports (80 → 443),
+/// treats credentials.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum HttpsUpgrade {
+    /// Keep credentials: they were already sent to this host. requests and
+    /// httpx do the same.
+    #[default]
+    KeepCredentials,
+    /// Treat the upgrade as any other origin change and strip credentials.
+    StripCredentials,
+}
+
+/// What happens when a hop must replay a body that cannot be replayed: a
+/// stream larger than [`Policy::max_replay_body`], or a stream that failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum UnreplayableBody {
+    /// Fail with [`ErrorKind::BodyNotReplayable`](crate::ErrorKind::BodyNotReplayable),
+    /// carrying the 3xx status, its Location and the history.
+    #[default]
+    Error,
+    /// Return the 3xx response as the final response, as reqwest and Go do.
+    ReturnRedirect,
+}
+
+/// Redirect statuses whose rule can be set; every other 3xx is never followed.
+const RULE_STATUSES: [u16; 5] = [301, 302, 303, 307, 308];
+
+/// Which redirects to follow, how, and how far.
+///
+/// Start from a preset and adjust it with the builder methods:
+///
+/// ```
+/// use redirect_policy::{MethodRule, Policy};
+/// use http::StatusCode;
+///
+/// // The Fetch standard, but keep POST on 301 like curl's --post301.
+/// let policy = Policy::standard()
+///     .rule(StatusCode::MOVED_PERMANENTLY, MethodRule::Preserve)
+///     .max_redirects(5)
+///     .max_replay_body(1024 * 1024);
+/// assert_eq!(policy.max_redirects_limit(), 5);
+/// ```
+///
+/// | status | method | `standard` (default) | `strict` | `legacy` |
+/// |---|---|---|---|---|
+/// | 301, 302 | GET, HEAD | = | = | = |
+/// | 301, 302 | POST | GET∅ | = | GET∅ |
+/// | 301, 302 | other | = | = | GET∅ |
+/// | 303 | GET, HEAD | = | = | = |
+/// | 303 | other | GET∅ | GET∅ | GET∅ |
+/// | 307, 308 | any | = | = | = |
+/// | other 3xx | any | not followed | not followed | not followed |
+#[derive(Clone, Debug)]
+pub struct Policy {
+    /// Rules for 301, 302, 303, 307, 308, in that order.
+    rules: [MethodRule; 5],
+    max_redirects: usize,
+    max_replay_body: usize,
+    downgrade: Downgrade,
+    https_upgrade: HttpsUpgrade,
+    unreplayable: UnreplayableBody,
+    /// Shared so that cloning a policy per request stays cheap.
+    sensitive: Arc<[HeaderName]>,
+    trusted: Arc<[Origin]>,
+}
+
+impl Default for Policy {
+    /// [`Policy::standard`].
+    fn default() -> Self {
+        Self::standard()
+    }
+}
+
+impl Policy {
+    fn with_rules(rules: [MethodRule; 5]) -> Self {
+        Self {
+            rules,
+            max_redirects: DEFAULT_MAX_REDIRECTS,
+            max_replay_body: DEFAULT_MAX_REPLAY_BODY,
+            downgrade: Downgrade::default(),
+            https_upgrade: HttpsUpgrade::default(),
+            unreplayable: UnreplayableBody::default(),
+            sensitive: Arc::from(Vec::new()),
+            trusted: Arc::from(Vec::new()),
+        }
+    }
+
+    /// The Fetch standard, and the default: 301 and 302 turn `POST` into
+    /// `GET∅`, 303 turns everything but `GET`/`HEAD` into `GET∅`, and 307 and
+    /// 308 keep the method and replay the body.
+    #[must_use]
+    pub fn standard() -> Self {
+        use MethodRule::{PostToGet, Preserve, ToGet};
+        Self::with_rules([PostToGet, PostToGet, ToGet, Preserve, Preserve])
+    }
+
+    /// RFC 9110 to the letter: only 303 changes the method.
+    #[must_use]
+    pub fn strict() -> Self {
+        use MethodRule::{Preserve, ToGet};
+        Self::with_rules([Preserve, Preserve, ToGet, Preserve, Preserve])
+    }
+
+    /// Go's net/http and OkHttp: 301, 302 and 303 turn everything but
+    /// `GET`/`HEAD` into `GET∅`.
+    #[must_use]
+    pub fn legacy() -> Self {
+        use MethodRule::{Preserve, ToGet};
+        Self::with_rules([ToGet, ToGet, ToGet, Preserve, Preserve])
+    }
+
+    /// Follow nothing: every 3xx is returned as it is, like
+    /// `reqwest::redirect::Policy::none()`.
+    #[must_use]
+    pub fn none() -> Self {
+        Self::with_rules([MethodRule::DoNotFollow; 5])
+    }
+
+    /// Set the rule for one redirect status, overriding the preset.
+    ///
+    /// Only 301, 302, 303, 307 and 308 have rules; for any other status this
+    /// call changes nothing, and that status is never followed.
+    #[must_use]
+    pub fn rule(mut self, status: StatusCode, rule: MethodRule) -> Self {
+        if let Some(i) = rule_index(status) {
+            self.rules[i] = rule;
+        }
+        self
+    }
+
+    /// The maximum number of redirects one chain follows (default 10).
+    /// One more gives [`ErrorKind::TooManyRedirects`](crate::ErrorKind::TooManyRedirects).
+    #[must_use]
+    pub fn max_redirects(mut self, max: usize) -> Self {
+        self.max_redirects = max;
+        self
+    }
+
+    /// The maximum number of bytes of a *streamed* body kept for replay
+    /// (default 8 MiB). `0` turns buffering off. Bodies already in memory are
+    /// always replayable and are not counted.
+    #[must_use]
+    pub fn max_replay_body(mut self, bytes: usize) -> Self {
+        self.max_replay_body = bytes;
+        self
+    }
+
+    /// What to do on https → http (default: [`Downgrade::Refuse`]).
+    #[must_use]
+    pub fn https_downgrade(mut self, downgrade: Downgrade) -> Self {
+        self.downgrade = downgrade;
+        self
+    }
+
+    /// How an http → https hop on the same host treats credentials (default:
+    /// [`HttpsUpgrade::KeepCredentials`]).
+    #[must_use]
+    pub fn https_upgrade(mut self, upgrade: HttpsUpgrade) -> Self {
+        self.https_upgrade = upgrade;
+        self
+    }
+
+    /// What to do when a hop needs a body that cannot be replayed (default:
+    /// [`UnreplayableBody::Error`]).
+    #[must_use]
+    pub fn unreplayable_body(mut self, on: UnreplayableBody) -> Self {
+        self.unreplayable = on;
+        self
+    }
+
+    /// Declare one more header sensitive: it is stripped on an origin change,
+    /// like `Authorization`. For example `X-Api-Key`.
+    #[must_use]
+    pub fn sensitive_header(mut self, name: HeaderName) -> Self {
+        let mut all = self.sensitive.to_vec();
+        if !all.contains(&name) {
+            all.push(name);
+        }
+        self.sensitive = Arc::from(all);
+        self
+    }
+
+    /// Trust an origin: credentials may follow a redirect to it. This is
+    /// curl's `--location-trusted`, scoped to named origins. Only the URL's
+    /// scheme, host and port count.
+    #[must_use]
+    pub fn trust_origin(mut self, url: &Url) -> Self {
+        let origin = Origin::of(url);
+        let mut all = self.trusted.to_vec();
+        if !all.contains(&origin) {
+            all.push(origin);
+        }
+        self.trusted = Arc::from(all);
+        self
+    }
+
+    /// The rule for `status`; [`MethodRule::DoNotFollow`] for statuses that
+    /// have none.
+    #[must_use]
+    pub fn rule_for(&self, status: StatusCode) -> MethodRule {
+        rule_index(status).map_or(MethodRule::DoNotFollow, |i| self.rules[i])
+    }
+
+    /// The redirect limit set by [`Policy::max_redirects`].
+    #[must_use]
+    pub fn max_redirects_limit(&self) -> usize {
+        self.max_redirects
+    }
+
+    /// The replay cap set by [`Policy::max_replay_body`].
+    #[must_use]
+    pub fn max_replay_body_limit(&self) -> usize {
+        self.max_replay_body
+    }
+
+    /// The https → http setting.
+    #[must_use]
+    pub fn downgrade(&self) -> Downgrade {
+        self.downgrade
+    }
+
+    /// The http → https setting.
+    #[must_use]
+    pub fn upgrade(&self) -> HttpsUpgrade {
+        self.https_upgrade
+    }
+
+    /// The unreplayable-body setting.
+    #[must_use]
+    pub fn on_unreplayable_body(&self) -> UnreplayableBody {
+        self.unreplayable
+    }
+
+    /// Headers declared sensitive with [`Policy::sensitive_header`].
+    #[must_use]
+    pub fn sensitive_headers(&self) -> &[HeaderName] {
+        &self.sensitive
+    }
+
+    pub(crate) fn is_trusted(&self, url: &Url) -> bool {
+        !self.trusted.is_empty() && self.trusted.iter().any(|o| o.matches(url))
+    }
+}
+
+fn rule_index(status: StatusCode) -> Option<usize> {
+    RULE_STATUSES.iter().position(|&s| s == status.as_u16())
+}
+
+/// (scheme, host, port) with the default port made explicit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Origin {
+    scheme: String,
+    host: Option<String>,
+    port: Option<u16>,
+}
+
+impl Origin {
+    fn of(url: &Url) -> Self {
+        Self {
+            scheme: url.scheme().to_owned(),
+            host: url.host_str().map(str::to_owned),
+            port: url.port_or_known_default(),
+        }
+    }
+
+    fn matches(&self, url: &Url) -> bool {
+        self.scheme == url.scheme()
+            && self.host.as_deref() == url.host_str()
+            && self.port == url.port_or_known_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_match_the_spec_table() {
+        use MethodRule::{DoNotFollow, PostToGet, Preserve, ToGet};
+        let rows: [(u16, [MethodRule; 4]); 8] = [
+            (301, [PostToGet, Preserve, ToGet, DoNotFollow]),
+            (302, [PostToGet, Preserve, ToGet, DoNotFollow]),
+            (303, [ToGet, ToGet, ToGet, DoNotFollow]),
+            (307, [Preserve, Preserve, Preserve, DoNotFollow]),
+            (308, [Preserve, Preserve, Preserve, DoNotFollow]),
+            (300, [DoNotFollow; 4]),
+            (304, [DoNotFollow; 4]),
+            (305, [DoNotFollow; 4]),
+        ];
+        let presets = [
+            Policy::standard(),
+            Policy::strict(),
+            Policy::legacy(),
+            Policy::none(),
+        ];
+        for (status, expected) in rows {
+            let status = StatusCode::from_u16(status).unwrap();
+            for (policy, want) in presets.iter().zip(expected) {
+                assert_eq!(policy.rule_for(status), want, "{status} {policy:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn rule_override_touches_one_status_only() {
+        let p = Policy::standard().rule(StatusCode::FOUND, MethodRule::Preserve);
+        assert_eq!(p.rule_for(StatusCode::FOUND), MethodRule::Preserve);
+        assert_eq!(
+            p.rule_for(StatusCode::MOVED_PERMANENTLY),
+            MethodRule::PostToGet
+        );
+        let p = p.rule(StatusCode::MULTIPLE_CHOICES, MethodRule::Preserve);
+        assert_eq!(
+            p.rule_for(StatusCode::MULTIPLE_CHOICES),
+            MethodRule::DoNotFollow
+        );
+    }
+
+    #[test]
+    fn trusted_origins_use_default_ports() {
+        let p = Policy::standard().trust_origin(&Url::parse("https://api.example/x").unwrap());
+        assert!(p.is_trusted(&Url::parse("https://api.example:443/other").unwrap()));
+        assert!(!p.is_trusted(&Url::parse("http://api.example/").unwrap()));
+        assert!(!p.is_trusted(&Url::parse("https://api.example:8443/").unwrap()));
+    }
+}

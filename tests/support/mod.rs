@@ -1,0 +1,341 @@
+//! A real HTTP/1.1 server on 127.0.0.1:0 for the integration tests.
+//!
+//! Each `Server` runs on its own thread and runtime, answers routes that the
+//! test sets, and records what arrived: method, target, headers and body
+//! bytes. Two servers are two origins.
+#![allow(dead_code)] // each test binary uses its own part of the support code
+#![allow(unreachable_pub)] // a test helper module: `pub` is for the test files, not an API
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::sync::oneshot;
+
+/// What one request looked like when it reached the server.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub method: Method,
+    /// Path and query, as sent.
+    pub target: String,
+    pub headers: HeaderMap,
+    /// The body bytes the server read.
+    pub body: Vec<u8>,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+}
+
+/// How much of the request body a route reads before it answers.
+#[derive(Clone, Copy, Debug)]
+pub enum Read {
+    All,
+    /// Read this many bytes, answer, then drain the rest in the background.
+    Prefix(usize),
+}
+
+/// What the server does at a route.
+#[derive(Clone, Debug)]
+pub enum Action {
+    Respond,
+    /// Close the connection without answering.
+    Drop,
+    /// Never answer.
+    Hang,
+}
+
+#[derive(Clone, Debug)]
+pub struct Reply {
+    status: StatusCode,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    body: Bytes,
+    read: Read,
+    action: Action,
+}
+
+impl Reply {
+    pub fn ok() -> Self {
+        Self {
+            status: StatusCode::OK,
+            headers: Vec::new(),
+            body: Bytes::from_static(b"ok"),
+            read: Read::All,
+            action: Action::Respond,
+        }
+    }
+
+    pub fn status(status: u16) -> Self {
+        Self {
+            status: StatusCode::from_u16(status).unwrap(),
+            ..Self::ok()
+        }
+        .body(Vec::new())
+    }
+
+    pub fn redirect(status: u16, location: impl AsRef<[u8]>) -> Self {
+        Self::status(status).location(location)
+    }
+
+    pub fn location(self, location: impl AsRef<[u8]>) -> Self {
+        self.header("location", location)
+    }
+
+    pub fn header(mut self, name: &str, value: impl AsRef<[u8]>) -> Self {
+        self.headers.push((
+            HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            HeaderValue::from_bytes(value.as_ref()).unwrap(),
+        ));
+        self
+    }
+
+    pub fn body(mut self, body: impl Into<Bytes>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    pub fn read(mut self, read: Read) -> Self {
+        self.read = read;
+        self
+    }
+
+    pub fn action(mut self, action: Action) -> Self {
+        self.action = action;
+        self
+    }
+}
+
+#[derive(Default)]
+struct State {
+    routes: HashMap<String, Reply>,
+    seen: Vec<Seen>,
+}
+
+pub struct Server {
+    addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    pub fn start() -> Self {
+        let state = Arc::new(Mutex::new(State::default()));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, mut rx) = oneshot::channel::<()>();
+        let shared = Arc::clone(&state);
+        let thread = std::thread::Builder::new()
+            .name(format!("test-server-{addr}"))
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                    loop {
+                        tokio::select! {
+                            _ = &mut rx => break,
+                            accepted = listener.accept() => {
+                                let Ok((stream, _)) = accepted else { continue };
+                                let state = Arc::clone(&shared);
+                                tokio::spawn(async move {
+                                    let service = service_fn(move |req| handle(Arc::clone(&state), req));
+                                    let _ = hyper::server::conn::http1::Builder::new()
+                                        .serve_connection(TokioIo::new(stream), service)
+                                        .await;
+                                });
+                            }
+                        }
+                    }
+                });
+                rt.shutdown_timeout(Duration::from_millis(100));
+            })
+            .unwrap();
+        Self {
+            addr,
+            state,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT` with no trailing slash.
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The same server under the name `localhost`: another origin.
+    pub fn base_localhost(&self) -> String {
+        format!("http://localhost:{}", self.addr.port())
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base())
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub fn route(&self, path: &str, reply: Reply) -> &Self {
+        self.state
+            .lock()
+            .unwrap()
+            .routes
+            .insert(path.to_owned(), reply);
+        self
+    }
+
+    /// Every request received so far, oldest first.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.state.lock().unwrap().seen.clone()
+    }
+
+    /// The requests received at `path` (query ignored).
+    pub fn seen_at(&self, path: &str) -> Vec<Seen> {
+        self.seen()
+            .into_iter()
+            .filter(|s| s.target.split('?').next() == Some(path))
+            .collect()
+    }
+
+    /// The only request received at `path`.
+    pub fn one_at(&self, path: &str) -> Seen {
+        let mut all = self.seen_at(path);
+        assert_eq!(all.len(), 1, "requests at {path}: {:?}", self.seen());
+        all.remove(0)
+    }
+
+    pub fn clear(&self) {
+        self.state.lock().unwrap().seen.clear();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            // Re-raise a panic of the server thread in the test.
+            let failed = thread.join().is_err();
+            assert!(
+                !failed || std::thread::panicking(),
+                "the test server panicked"
+            );
+        }
+    }
+}
+
+async fn handle(
+    state: Arc<Mutex<State>>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, std::io::Error> {
+    let target = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| "/".to_owned(), ToString::to_string);
+    let path = req.uri().path().to_owned();
+    // A route may name a full target (path and query) or just a path.
+    let reply = {
+        let state = state.lock().unwrap();
+        state
+            .routes
+            .get(&target)
+            .or_else(|| state.routes.get(&path))
+            .cloned()
+            .unwrap_or_else(Reply::ok)
+    };
+    let (parts, mut body) = req.into_parts();
+    let mut bytes = Vec::new();
+    let limit = match reply.read {
+        Read::All => usize::MAX,
+        Read::Prefix(n) => n,
+    };
+    while bytes.len() < limit {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    bytes.extend_from_slice(&data);
+                }
+            }
+            Some(Err(_)) | None => break,
+        }
+    }
+    if matches!(reply.read, Read::Prefix(_)) {
+        // Answer now; keep the connection healthy by reading the rest later.
+        tokio::spawn(async move { while let Some(Ok(_)) = body.frame().await {} });
+    }
+    state.lock().unwrap().seen.push(Seen {
+        method: parts.method.clone(),
+        target,
+        headers: parts.headers.clone(),
+        body: bytes,
+    });
+    match reply.action {
+        Action::Respond => {}
+        Action::Drop => return Err(std::io::Error::other("dropping the connection")),
+        Action::Hang => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+    }
+    let mut response = Response::new(Full::new(reply.body.clone()));
+    *response.status_mut() = reply.status;
+    for (name, value) in reply.headers {
+        response.headers_mut().append(name, value);
+    }
+    Ok::<_, std::io::Error>(response)
+}
+
+/// A body of `len` bytes whose content depends on position, so that a lost,
+/// duplicated or reordered chunk shows.
+pub fn pattern(len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| u8::try_from((i * 31 + i / 251) % 251).unwrap())
+        .collect()
+}
+
+/// `data` as a stream of `chunk`-byte pieces, with `pause` between them.
+pub fn slow_stream(data: Vec<u8>, chunk: usize, pause: Duration) -> reqwest::Body {
+    let data = Bytes::from(data);
+    let stream = futures_util::stream::unfold(0usize, move |at| {
+        let data = data.clone();
+        async move {
+            if at >= data.len() {
+                return None;
+            }
+            if !pause.is_zero() {
+                tokio::time::sleep(pause).await;
+            }
+            let end = (at + chunk).min(data.len());
+            Some((Ok::<_, Infallible>(data.slice(at..end)), end))
+        }
+    });
+    reqwest::Body::wrap_stream(stream)
+}
+
+/// A short digest for messages.
+pub fn sha256(data: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(data);
+    digest.iter().take(8).fold(String::new(), |mut out, b| {
+        use std::fmt::Write as _;
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}
