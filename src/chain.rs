@@ -64,7 +64,7 @@ enum BodyState {
 /// origins and credentials, limits and loops) are applied here and only here.
 ///
 /// ```
-/// use http::{header, HeaderMap, Method, StatusCode};
+/// use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 /// use redirect_policy::{BodyReplay, Chain, Policy, Step};
 ///
 /// let mut headers = HeaderMap::new();
@@ -333,5 +333,296 @@ impl Chain {
             return false;
         };
         !self.cookie_set[start..].iter().any(|&set| set)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Downgrade;
+    use crate::{BodyAction, ErrorKind};
+    use http::HeaderValue;
+
+    /// Drives a chain with no I/O: a request, then response heads.
+    struct Scenario {
+        chain: Chain,
+    }
+
+    impl Scenario {
+        fn new(policy: Policy, method: &str, url: &str) -> Self {
+            let mut headers = HeaderMap::new();
+            for (name, value) in [
+                ("authorization", "Bearer a"),
+                ("cookie", "s=1"),
+                ("proxy-authorization", "Basic p"),
+                ("x-api-key", "k"),
+                ("content-type", "text/plain"),
+                ("expect", "100-continue"),
+                ("x-trace", "t"),
+            ] {
+                headers.insert(
+                    http::HeaderName::from_static(name),
+                    HeaderValue::from_static(value),
+                );
+            }
+            let method = Method::from_bytes(method.as_bytes()).unwrap();
+            let url = Url::parse(url).unwrap();
+            Self {
+                chain: Chain::new(policy, method, url, headers, true),
+            }
+        }
+
+        fn respond(&mut self, status: u16, location: &str) -> Result<Step, Error> {
+            self.respond_with(status, &[("location", location)], BodyReplay::Available)
+        }
+
+        fn respond_with(
+            &mut self,
+            status: u16,
+            headers: &[(&'static str, &str)],
+            replay: BodyReplay,
+        ) -> Result<Step, Error> {
+            let mut map = HeaderMap::new();
+            for (name, value) in headers {
+                map.append(
+                    http::HeaderName::from_static(name),
+                    HeaderValue::from_str(value).unwrap(),
+                );
+            }
+            self.chain
+                .on_response(StatusCode::from_u16(status).unwrap(), &map, replay)
+        }
+
+        fn has(&self, name: &str) -> bool {
+            self.chain.headers().contains_key(name)
+        }
+    }
+
+    #[test]
+    fn spec_table_at_the_engine() {
+        let methods = [
+            "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "FROB", "post",
+        ];
+        for (name, policy) in [
+            ("standard", Policy::standard()),
+            ("strict", Policy::strict()),
+            ("legacy", Policy::legacy()),
+        ] {
+            for status in [301u16, 302, 303, 307, 308] {
+                for method in methods {
+                    let mut s = Scenario::new(policy.clone(), method, "http://a.test/x");
+                    assert_eq!(s.respond(status, "/y").unwrap(), Step::Follow);
+                    let get_or_head = method == "GET" || method == "HEAD";
+                    let keeps = match (name, status) {
+                        (_, 307 | 308) | ("strict", 301 | 302) => true,
+                        (_, 303) | ("legacy", 301 | 302) => get_or_head,
+                        _ => method != "POST",
+                    };
+                    let case = format!("{name} {status} {method}");
+                    assert_eq!(s.chain.sends_body(), keeps, "{case}");
+                    assert_eq!(s.has("content-type"), keeps, "{case}");
+                    assert_eq!(s.has("expect"), keeps, "{case}");
+                    assert!(s.has("x-trace"), "{case}");
+                    let want = if keeps { method } else { "GET" };
+                    assert_eq!(s.chain.method().as_str(), want, "{case}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn dropped_body_stays_dropped() {
+        let mut s = Scenario::new(Policy::standard(), "POST", "http://a.test/1");
+        s.respond(303, "/2").unwrap();
+        s.respond(307, "/3").unwrap();
+        s.respond(308, "/4").unwrap();
+        assert!(!s.chain.sends_body());
+        assert_eq!(s.chain.method(), Method::GET);
+        let actions: Vec<_> = s.chain.history().iter().map(Hop::body).collect();
+        assert_eq!(actions, [BodyAction::Dropped; 3]);
+    }
+
+    #[test]
+    fn unreplayable_body() {
+        let mut s = Scenario::new(Policy::standard(), "PUT", "http://a.test/1");
+        let err = s
+            .respond_with(307, &[("location", "/2")], BodyReplay::OverCap)
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::BodyNotReplayable);
+        assert_eq!(err.status(), Some(StatusCode::TEMPORARY_REDIRECT));
+
+        let policy = Policy::standard().unreplayable_body(UnreplayableBody::ReturnRedirect);
+        let mut s = Scenario::new(policy, "PUT", "http://a.test/1");
+        let step = s.respond_with(307, &[("location", "/2")], BodyReplay::Failed);
+        assert_eq!(step.unwrap(), Step::Done);
+
+        // A hop that drops the body does not need it.
+        let mut s = Scenario::new(Policy::standard(), "POST", "http://a.test/1");
+        let step = s.respond_with(303, &[("location", "/2")], BodyReplay::OverCap);
+        assert_eq!(step.unwrap(), Step::Follow);
+    }
+
+    #[test]
+    fn credentials_are_stripped_on_origin_change_and_never_return() {
+        let policy =
+            Policy::standard().sensitive_header(http::HeaderName::from_static("x-api-key"));
+        let mut s = Scenario::new(policy, "GET", "http://a.test/1");
+        s.respond(302, "/2").unwrap();
+        assert!(s.has("authorization") && s.has("cookie") && s.has("x-api-key"));
+        s.respond(302, "http://b.test/3").unwrap();
+        for name in [
+            "authorization",
+            "cookie",
+            "proxy-authorization",
+            "x-api-key",
+        ] {
+            assert!(!s.has(name), "{name}");
+        }
+        s.respond(302, "http://a.test/4").unwrap();
+        assert!(!s.has("authorization"), "sticky: not restored on A");
+        let stripped = s.chain.history().hops()[1].stripped_headers().to_vec();
+        assert_eq!(stripped.len(), 4, "{stripped:?}");
+        assert!(s.has("x-trace"));
+    }
+
+    #[test]
+    fn origin_rules() {
+        // (from, to, policy, credentials kept)
+        let trusted = Policy::standard().trust_origin(&Url::parse("https://t.test").unwrap());
+        let strip_upgrade = Policy::standard().https_upgrade(HttpsUpgrade::StripCredentials);
+        let cases = [
+            (
+                "http://a.test/",
+                "http://a.test:80/x",
+                Policy::standard(),
+                true,
+            ),
+            (
+                "http://a.test/",
+                "http://a.test:81/x",
+                Policy::standard(),
+                false,
+            ),
+            (
+                "http://a.test/",
+                "https://a.test/x",
+                Policy::standard(),
+                true,
+            ),
+            (
+                "http://a.test:8080/",
+                "https://a.test/x",
+                Policy::standard(),
+                false,
+            ),
+            ("http://a.test/", "https://a.test/x", strip_upgrade, false),
+            ("http://a.test/", "https://t.test/x", trusted.clone(), true),
+            ("http://a.test/", "http://t.test/x", trusted, false),
+            (
+                "http://a.test/",
+                "http://sub.a.test/x",
+                Policy::standard(),
+                false,
+            ),
+        ];
+        for (from, to, policy, kept) in cases {
+            let mut s = Scenario::new(policy, "GET", from);
+            s.respond(307, to).unwrap();
+            assert_eq!(s.has("authorization"), kept, "{from} -> {to}");
+            assert_eq!(s.has("cookie"), kept, "{from} -> {to}");
+        }
+    }
+
+    #[test]
+    fn https_to_http() {
+        let mut s = Scenario::new(Policy::standard(), "POST", "https://a.test/");
+        let err = s.respond(307, "http://a.test/").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InsecureRedirect);
+        assert!(s.chain.history().is_empty());
+
+        let allow = Policy::standard().https_downgrade(Downgrade::Allow);
+        let mut s = Scenario::new(allow, "POST", "https://a.test/");
+        assert_eq!(s.respond(307, "http://a.test/").unwrap(), Step::Follow);
+        assert!(!s.has("authorization"), "credentials still stripped");
+    }
+
+    #[test]
+    fn caller_host_header_goes_when_the_host_changes() {
+        let mut s = Scenario::new(Policy::standard(), "GET", "http://a.test/");
+        s.chain
+            .headers_mut()
+            .insert(header::HOST, HeaderValue::from_static("a.test"));
+        s.respond(302, "/same").unwrap();
+        assert!(s.has("host"));
+        s.respond(302, "http://b.test/").unwrap();
+        assert!(!s.has("host"));
+    }
+
+    #[test]
+    fn loops_fail_fast_unless_a_cookie_is_set() {
+        let mut s = Scenario::new(Policy::standard(), "GET", "http://a.test/1");
+        s.respond(302, "/2").unwrap();
+        s.respond(302, "/1").unwrap();
+        let err = s.respond(302, "/2").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::RedirectLoop);
+        assert_eq!(err.history().len(), 2);
+
+        let mut s = Scenario::new(
+            Policy::standard().max_redirects(5),
+            "GET",
+            "http://a.test/login",
+        );
+        for _ in 0..5 {
+            let step = s.respond_with(
+                302,
+                &[("location", "/login"), ("set-cookie", "step=1")],
+                BodyReplay::Available,
+            );
+            assert_eq!(step.unwrap(), Step::Follow);
+        }
+        let err = s
+            .respond_with(
+                302,
+                &[("location", "/login"), ("set-cookie", "step=1")],
+                BodyReplay::Available,
+            )
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::TooManyRedirects);
+        assert_eq!(err.history().len(), 5);
+    }
+
+    #[test]
+    fn locations() {
+        let mut s = Scenario::new(Policy::standard(), "GET", "http://a.test/1");
+        assert_eq!(
+            s.respond_with(302, &[], BodyReplay::Available).unwrap(),
+            Step::Done
+        );
+        assert_eq!(s.respond(302, "").unwrap(), Step::Done);
+        let err = s
+            .respond_with(
+                302,
+                &[("location", "/a"), ("location", "/b")],
+                BodyReplay::Available,
+            )
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidLocation);
+        for scheme in ["file:///x", "data:,x", "javascript:x", "ftp://a.test/"] {
+            let err = s.respond(302, scheme).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::SchemeNotAllowed, "{scheme}");
+        }
+        assert!(s.chain.history().is_empty(), "no hop was followed");
+    }
+
+    #[test]
+    fn max_redirects_zero_fails_on_the_first_redirect() {
+        let mut s = Scenario::new(
+            Policy::standard().max_redirects(0),
+            "GET",
+            "http://a.test/1",
+        );
+        let err = s.respond(301, "/2").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::TooManyRedirects);
+        assert_eq!(err.location().unwrap(), "/2");
     }
 }
