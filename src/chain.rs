@@ -1,7 +1,7 @@
 //! [`Chain`]: the sans-IO redirect state machine. Request in, response heads
 //! in, next request out. It never touches a socket, a clock or a body.
 
-use http::{header, HeaderMap, Method, StatusCode};
+use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use url::Url;
 
 use crate::error::{BoxError, Detail};
@@ -210,7 +210,7 @@ impl Chain {
             Location::Missing => return Ok(Step::Done),
             Location::One(raw) => raw,
             Location::Conflicting => {
-                let first = headers.get(header::LOCATION).cloned();
+                let first = headers.get(header::LOCATION).map(detached);
                 return Err(self
                     .error(Detail::ConflictingLocations)
                     .with_redirect(status, first)
@@ -220,7 +220,7 @@ impl Chain {
         let fail = |chain: &Self, detail: Detail, url: &Url| {
             chain
                 .error(detail)
-                .with_redirect(status, Some(raw.clone()))
+                .with_redirect(status, Some(detached(raw)))
                 .with_url(url.clone())
         };
         let next = match rules::resolve(&self.url, raw.as_bytes()) {
@@ -336,12 +336,17 @@ impl Chain {
     }
 }
 
+/// A copy of a header value that owns its bytes: a transport's header values
+/// may share a whole read buffer, which an error should not keep alive.
+fn detached(value: &HeaderValue) -> HeaderValue {
+    HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::policy::Downgrade;
     use crate::{BodyAction, ErrorKind};
-    use http::HeaderValue;
 
     /// Drives a chain with no I/O: a request, then response heads.
     struct Scenario {

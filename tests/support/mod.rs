@@ -44,6 +44,8 @@ pub enum Read {
     All,
     /// Read this many bytes, answer, then drain the rest in the background.
     Prefix(usize),
+    /// Read it all but keep only its SHA-256 (for long chains of big bodies).
+    Digest,
 }
 
 /// What the server does at a route.
@@ -120,17 +122,77 @@ impl Reply {
 struct State {
     routes: HashMap<String, Reply>,
     seen: Vec<Seen>,
+    connections: usize,
 }
 
 pub struct Server {
     addr: SocketAddr,
+    scheme: &'static str,
     state: Arc<Mutex<State>>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// A self-signed certificate for `localhost` and `127.0.0.1`, made per test.
+pub struct TestCert {
+    pub cert_der: Vec<u8>,
+    key_der: Vec<u8>,
+}
+
+impl TestCert {
+    pub fn new() -> Self {
+        let certified =
+            rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+                .unwrap();
+        Self {
+            cert_der: certified.cert.der().to_vec(),
+            key_der: certified.signing_key.serialize_der(),
+        }
+    }
+
+    /// A reqwest builder that trusts this certificate only.
+    pub fn client_builder(&self) -> reqwest::ClientBuilder {
+        let cert = reqwest::Certificate::from_der(&self.cert_der).unwrap();
+        reqwest::Client::builder().tls_certs_only([cert])
+    }
+
+    fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key_der.clone()));
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![CertificateDer::from(self.cert_der.clone())], key)
+        .unwrap();
+        tokio_rustls::TlsAcceptor::from(Arc::new(config))
+    }
+}
+
+async fn serve<IO>(io: IO, state: Arc<Mutex<State>>)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| handle(Arc::clone(&state), req));
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(io), service)
+        .await;
+}
+
 impl Server {
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// An https server with `cert`.
+    pub fn start_tls(cert: &TestCert) -> Self {
+        Self::start_with(Some(cert.acceptor()))
+    }
+
+    fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let state = Arc::new(Mutex::new(State::default()));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
@@ -152,12 +214,18 @@ impl Server {
                             _ = &mut rx => break,
                             accepted = listener.accept() => {
                                 let Ok((stream, _)) = accepted else { continue };
+                                shared.lock().unwrap().connections += 1;
                                 let state = Arc::clone(&shared);
+                                let tls = tls.clone();
                                 tokio::spawn(async move {
-                                    let service = service_fn(move |req| handle(Arc::clone(&state), req));
-                                    let _ = hyper::server::conn::http1::Builder::new()
-                                        .serve_connection(TokioIo::new(stream), service)
-                                        .await;
+                                    match tls {
+                                        None => serve(stream, state).await,
+                                        Some(tls) => {
+                                            if let Ok(stream) = tls.accept(stream).await {
+                                                serve(stream, state).await;
+                                            }
+                                        }
+                                    }
                                 });
                             }
                         }
@@ -168,20 +236,21 @@ impl Server {
             .unwrap();
         Self {
             addr,
+            scheme,
             state,
             shutdown: Some(tx),
             thread: Some(thread),
         }
     }
 
-    /// `http://127.0.0.1:PORT` with no trailing slash.
+    /// `http://127.0.0.1:PORT` (or https) with no trailing slash.
     pub fn base(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// The same server under the name `localhost`: another origin.
     pub fn base_localhost(&self) -> String {
-        format!("http://localhost:{}", self.addr.port())
+        format!("{}://localhost:{}", self.scheme, self.addr.port())
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -219,6 +288,11 @@ impl Server {
         let mut all = self.seen_at(path);
         assert_eq!(all.len(), 1, "requests at {path}: {:?}", self.seen());
         all.remove(0)
+    }
+
+    /// How many TCP connections the server has accepted.
+    pub fn connections(&self) -> usize {
+        self.state.lock().unwrap().connections
     }
 
     pub fn clear(&self) {
@@ -264,27 +338,44 @@ async fn handle(
     let (parts, mut body) = req.into_parts();
     let mut bytes = Vec::new();
     let limit = match reply.read {
-        Read::All => usize::MAX,
+        Read::All | Read::Digest => usize::MAX,
         Read::Prefix(n) => n,
     };
+    let mut digest = <sha2::Sha256 as sha2::Digest>::new();
     while bytes.len() < limit {
         match body.frame().await {
             Some(Ok(frame)) => {
                 if let Ok(data) = frame.into_data() {
-                    bytes.extend_from_slice(&data);
+                    if matches!(reply.read, Read::Digest) {
+                        sha2::Digest::update(&mut digest, &data);
+                    } else {
+                        bytes.extend_from_slice(&data);
+                    }
                 }
             }
             Some(Err(_)) | None => break,
         }
     }
+    if matches!(reply.read, Read::Digest) {
+        bytes = sha2::Digest::finalize(digest).to_vec();
+    }
     if matches!(reply.read, Read::Prefix(_)) {
         // Answer now; keep the connection healthy by reading the rest later.
         tokio::spawn(async move { while let Some(Ok(_)) = body.frame().await {} });
     }
+    // Copy the header values: hyper's share the connection's read buffer,
+    // and keeping them would keep every buffer alive.
+    let mut headers = HeaderMap::with_capacity(parts.headers.len());
+    for (name, value) in &parts.headers {
+        headers.append(
+            name.clone(),
+            HeaderValue::from_bytes(value.as_bytes()).unwrap(),
+        );
+    }
     state.lock().unwrap().seen.push(Seen {
         method: parts.method.clone(),
         target,
-        headers: parts.headers.clone(),
+        headers,
         body: bytes,
     });
     match reply.action {
