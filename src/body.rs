@@ -241,3 +241,93 @@ impl http_body::Body for TeeReader {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Poll a body with no runtime: the test streams are always ready.
+    fn poll_data(body: &mut reqwest::Body) -> Option<Result<Bytes, String>> {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match Pin::new(body).poll_frame(&mut cx) {
+            Poll::Ready(Some(Ok(frame))) => Some(Ok(frame.into_data().unwrap_or_default())),
+            Poll::Ready(Some(Err(e))) => Some(Err(e.to_string())),
+            Poll::Ready(None) => None,
+            Poll::Pending => panic!("test streams are always ready"),
+        }
+    }
+
+    fn stream_of(data: &[u8], chunk: usize) -> reqwest::Body {
+        let chunks: Vec<Result<Bytes, std::io::Error>> = data
+            .chunks(chunk.max(1))
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        reqwest::Body::wrap_stream(futures_util::stream::iter(chunks))
+    }
+
+    fn read_all(body: &mut reqwest::Body) -> Vec<u8> {
+        let mut out = Vec::new();
+        while let Some(chunk) = poll_data(body) {
+            out.extend_from_slice(&chunk.unwrap());
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Any number of hops, each cut off after any number of chunks, then
+        /// a last hop read to the end: it always carries the original bytes,
+        /// unless the stream outgrew the cap, which is then reported.
+        #[test]
+        fn replay_after_any_early_cut_is_the_original(
+            data in prop::collection::vec(any::<u8>(), 0..20_000),
+            chunk in 1usize..5_000,
+            cuts in prop::collection::vec(0usize..12, 0..4),
+            cap in prop_oneof![Just(usize::MAX), 0usize..25_000],
+        ) {
+            let (replay, first) = ReplayBody::new(Some(stream_of(&data, chunk)), cap);
+            let mut current = first.unwrap();
+            let mut sent = Vec::new();
+            for cut in cuts {
+                for _ in 0..cut {
+                    match poll_data(&mut current) {
+                        Some(Ok(bytes)) => sent.extend_from_slice(&bytes),
+                        Some(Err(e)) => prop_assert!(false, "{e}"),
+                        None => break,
+                    }
+                }
+                prop_assert_eq!(&sent[..], &data[..sent.len()], "every send starts at byte 0");
+                if replay.replay() != BodyReplay::Available {
+                    prop_assert!(data.len() > cap);
+                    return Ok(());
+                }
+                let next = replay.next_body().unwrap();
+                // The superseded body stops at once instead of stealing chunks.
+                if sent.len() < data.len() {
+                    prop_assert!(matches!(poll_data(&mut current), Some(Err(_))));
+                }
+                current = next;
+                sent.clear();
+            }
+            let last = read_all(&mut current);
+            if data.len() <= cap {
+                prop_assert_eq!(replay.replay(), BodyReplay::Available);
+            }
+            prop_assert!(last == data, "{} vs {} bytes", last.len(), data.len());
+        }
+    }
+
+    #[test]
+    fn memory_bodies_are_shared_not_copied() {
+        let bytes = Bytes::from(vec![7u8; 1024]);
+        let (replay, first) = ReplayBody::new(Some(reqwest::Body::from(bytes.clone())), 0);
+        let first = first.unwrap();
+        let second = replay.next_body().unwrap();
+        // Same allocation: the pointers match.
+        assert_eq!(first.as_bytes().unwrap().as_ptr(), bytes.as_ptr());
+        assert_eq!(second.as_bytes().unwrap().as_ptr(), bytes.as_ptr());
+        assert_eq!(replay.replay(), BodyReplay::Available);
+    }
+}

@@ -137,6 +137,29 @@ async fn request_timeout_covers_the_whole_chain() {
 }
 
 #[tokio::test]
+async fn request_timeout_is_for_the_chain_not_each_hop() {
+    // Four hops of 300 ms each: every hop is within a 700 ms timeout, the
+    // chain is not.
+    let server = Server::start();
+    for i in 0..4 {
+        server.route(
+            &format!("/d{i}"),
+            Reply::redirect(302, format!("/d{}", i + 1))
+                .action(Action::Delay(Duration::from_millis(300))),
+        );
+    }
+    let err = Client::new(Policy::standard())
+        .get(server.url("/d0"))
+        .timeout(Duration::from_millis(700))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    assert!(err.history().len() < 4, "{}", err.history().len());
+    assert!(server.seen_at("/d4").is_empty());
+}
+
+#[tokio::test]
 async fn without_url_drops_every_url() {
     let server = Server::start();
     server.route("/a", Reply::redirect(302, "/b?token=secret"));

@@ -56,6 +56,8 @@ pub enum Action {
     Drop,
     /// Never answer.
     Hang,
+    /// Answer after a pause.
+    Delay(Duration),
 }
 
 #[derive(Clone, Debug)]
@@ -384,6 +386,7 @@ async fn handle(
         Action::Hang => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
         }
+        Action::Delay(pause) => tokio::time::sleep(pause).await,
     }
     let mut response = Response::new(Full::new(reply.body.clone()));
     *response.status_mut() = reply.status;
