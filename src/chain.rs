@@ -6,6 +6,7 @@ use url::Url;
 
 use crate::error::{BoxError, Detail};
 use crate::history::{BodyAction, Hop};
+use crate::hook::NextRequest;
 use crate::policy::{Downgrade, HttpsUpgrade, MethodRule, UnreplayableBody};
 use crate::rules::{self, Location};
 use crate::{Error, History, Policy};
@@ -98,6 +99,10 @@ pub struct Chain {
 impl Chain {
     /// Start a chain with the first request. `has_body` says whether it
     /// carries a body (an empty body counts as none).
+    ///
+    /// With a [`PermanentRedirects`](crate::PermanentRedirects) memory in the
+    /// policy, remembered redirects of `url` are applied here at once, so the
+    /// first request to send may already be the target.
     #[must_use]
     pub fn new(
         policy: Policy,
@@ -106,7 +111,7 @@ impl Chain {
         headers: HeaderMap,
         has_body: bool,
     ) -> Self {
-        Self {
+        let mut chain = Self {
             policy,
             method,
             url,
@@ -118,7 +123,59 @@ impl Chain {
             },
             history: History::default(),
             cookie_set: Vec::new(),
+        };
+        chain.apply_remembered();
+        chain
+    }
+
+    /// Apply remembered permanent redirects. One that would fail (a loop, the
+    /// limit, a rule changed since) is simply not taken: the server answers
+    /// for itself then.
+    fn apply_remembered(&mut self) {
+        let Some(memory) = self.policy.permanent_memory().cloned() else {
+            return;
+        };
+        while let Some((status, target)) = memory.lookup(&self.url) {
+            let Ok(location) = HeaderValue::from_str(target.as_str()) else {
+                return;
+            };
+            let mut headers = HeaderMap::new();
+            headers.insert(header::LOCATION, location);
+            match self.step(status, &headers, BodyReplay::Available, true) {
+                Ok(Step::Follow) => {}
+                Ok(_) | Err(_) => return,
+            }
         }
+    }
+
+    /// The request the chain would send now, as a hook sees it. Transports
+    /// that run their own hooks edit it and hand it back with
+    /// [`Chain::apply_edits`].
+    #[must_use]
+    pub fn next_request(&self) -> NextRequest {
+        NextRequest {
+            method: self.method.clone(),
+            url: self.url.clone(),
+            headers: self.headers.clone(),
+            sends_body: self.sends_body(),
+        }
+    }
+
+    /// Take a hook's edits of the next request. Its URL must still be http or
+    /// https; its headers are taken as they are.
+    pub fn apply_edits(&mut self, next: NextRequest) -> Result<(), Error> {
+        if !matches!(next.url.scheme(), "http" | "https") {
+            let scheme = next.url.scheme().to_owned();
+            return Err(self
+                .error(Detail::SchemeNotAllowed { scheme })
+                .with_url(next.url));
+        }
+        self.headers = next.headers;
+        if next.url != self.url {
+            self.history.set_last_next(next.url.clone());
+            self.url = next.url;
+        }
+        Ok(())
     }
 
     /// The method of the request to send.
@@ -202,12 +259,18 @@ impl Chain {
         headers: &HeaderMap,
         replay: BodyReplay,
     ) -> Result<Step, Error> {
-        let rule = self.policy.rule_for(status);
-        if rule == MethodRule::DoNotFollow {
-            return Ok(Step::Done);
-        }
+        self.step(status, headers, replay, false)
+    }
+
+    /// The Location of a redirect, resolved and checked: `None` when there is
+    /// none to follow.
+    fn target<'h>(
+        &self,
+        status: StatusCode,
+        headers: &'h HeaderMap,
+    ) -> Result<Option<(&'h HeaderValue, Url)>, Error> {
         let raw = match rules::location(headers) {
-            Location::Missing => return Ok(Step::Done),
+            Location::Missing => return Ok(None),
             Location::One(raw) => raw,
             Location::Conflicting => {
                 let first = headers.get(header::LOCATION).map(detached);
@@ -217,33 +280,51 @@ impl Chain {
                     .with_url(self.url.clone()));
             }
         };
+        let fail = |detail: Detail, url: &Url| {
+            self.error(detail)
+                .with_redirect(status, Some(detached(raw)))
+                .with_url(url.clone())
+        };
+        let next = rules::resolve(&self.url, raw.as_bytes())
+            .map_err(|e| fail(Detail::UnparsableLocation(e), &self.url))?;
+        if next.as_str().len() > rules::MAX_URL_LEN {
+            let len = next.as_str().len();
+            let max = rules::MAX_URL_LEN;
+            return Err(fail(Detail::LocationTooLong { len, max }, &self.url));
+        }
+        if !matches!(next.scheme(), "http" | "https") {
+            let scheme = next.scheme().to_owned();
+            return Err(fail(Detail::SchemeNotAllowed { scheme }, &next));
+        }
+        if self.url.scheme() == "https"
+            && next.scheme() == "http"
+            && self.policy.downgrade() == Downgrade::Refuse
+        {
+            return Err(fail(Detail::InsecureRedirect, &next));
+        }
+        Ok(Some((raw, next)))
+    }
+
+    fn step(
+        &mut self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        replay: BodyReplay,
+        remembered: bool,
+    ) -> Result<Step, Error> {
+        let rule = self.policy.rule_for(status);
+        if rule == MethodRule::DoNotFollow {
+            return Ok(Step::Done);
+        }
+        let Some((raw, next)) = self.target(status, headers)? else {
+            return Ok(Step::Done);
+        };
         let fail = |chain: &Self, detail: Detail, url: &Url| {
             chain
                 .error(detail)
                 .with_redirect(status, Some(detached(raw)))
                 .with_url(url.clone())
         };
-        let next = match rules::resolve(&self.url, raw.as_bytes()) {
-            Ok(next) => next,
-            Err(e) => return Err(fail(self, Detail::UnparsableLocation(e), &self.url)),
-        };
-        if next.as_str().len() > rules::MAX_URL_LEN {
-            let detail = Detail::LocationTooLong {
-                len: next.as_str().len(),
-                max: rules::MAX_URL_LEN,
-            };
-            return Err(fail(self, detail, &self.url));
-        }
-        if !matches!(next.scheme(), "http" | "https") {
-            let scheme = next.scheme().to_owned();
-            return Err(fail(self, Detail::SchemeNotAllowed { scheme }, &next));
-        }
-        if self.url.scheme() == "https"
-            && next.scheme() == "http"
-            && self.policy.downgrade() == Downgrade::Refuse
-        {
-            return Err(fail(self, Detail::InsecureRedirect, &next));
-        }
 
         let switch = rules::switches_to_get(rule, &self.method);
         let body = match (self.body, switch) {
@@ -301,9 +382,17 @@ impl Chain {
             next_method: self.method.clone(),
             body,
             stripped,
+            remembered,
         });
         self.cookie_set
             .push(headers.contains_key(header::SET_COOKIE));
+        if !remembered {
+            if let Some(memory) = self.policy.permanent_memory() {
+                if let Some(hop) = self.history.last() {
+                    memory.remember(status, &hop.url, &hop.next);
+                }
+            }
+        }
         Ok(Step::Follow)
     }
 

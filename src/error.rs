@@ -47,6 +47,8 @@ pub enum ErrorKind {
     /// The timeout set on the request ran out. It covers the whole chain,
     /// not each hop.
     Timeout,
+    /// The redirect hook returned an error (its error is the source).
+    Hook,
     /// The client or the request could not be built: a bad URL or header
     /// given to the builder, or a TLS backend that failed to start (see the
     /// source).
@@ -104,6 +106,9 @@ pub(crate) enum Detail {
     )]
     Timeout(#[source] Option<BoxError>),
     #[cfg_attr(not(feature = "reqwest"), allow(dead_code))] // made by the reqwest adapter only
+    #[error("the redirect hook failed")]
+    Hook(#[source] BoxError),
+    #[cfg_attr(not(feature = "reqwest"), allow(dead_code))] // made by the reqwest adapter only
     #[error("could not build the client")]
     Builder(#[source] BoxError),
     #[cfg_attr(not(feature = "reqwest"), allow(dead_code))] // made by the reqwest adapter only
@@ -124,6 +129,7 @@ impl Detail {
             Detail::BodyOverCap { .. } | Detail::BodyFailed => ErrorKind::BodyNotReplayable,
             Detail::Request(_) => ErrorKind::Request,
             Detail::Timeout(_) => ErrorKind::Timeout,
+            Detail::Hook(_) => ErrorKind::Hook,
             Detail::Builder(_) | Detail::InvalidRequest(_) => ErrorKind::Builder,
         }
     }

@@ -1,12 +1,13 @@
-//! The I/O loop around [`Chain`]: send a hop through reqwest, feed the
-//! response head to the chain, repeat. Shared by the [`Client`](crate::Client)
-//! and (later) the middleware through the [`Transport`] trait.
+//! The I/O loop around [`Chain`]: send a hop, feed the response head to the
+//! chain, run the hook, repeat. The [`Client`](crate::Client) and the
+//! middleware share it through [`Transport`]; the rules stay in the chain.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
 
 use crate::body::ReplayBody;
 use crate::error::Detail;
+use crate::hook::{HookAction, Redirect};
 use crate::{Chain, Error, Policy, Step};
 
 /// The largest 3xx body that is read so that its connection can be reused.
@@ -14,44 +15,75 @@ const DRAIN_LIMIT: u64 = 64 * 1024;
 
 /// How one request goes out: a reqwest client, or the rest of a middleware
 /// stack.
-pub(crate) trait Transport {
+pub(crate) trait Transport: Send {
+    /// What a failed send gives.
+    type SendError: Send;
+    /// What the caller gets back on failure.
+    type Error;
+
     fn send(
-        &self,
+        &mut self,
         request: reqwest::Request,
-    ) -> impl Future<Output = Result<reqwest::Response, BoxedTransportError>> + Send;
+    ) -> impl Future<Output = Result<reqwest::Response, Self::SendError>> + Send + '_;
+
+    /// A failed send, with the chain so far.
+    fn send_failed(chain: &Chain, error: Self::SendError) -> Self::Error;
+
+    /// A redirect error of the chain.
+    fn redirect_failed(error: Error) -> Self::Error;
 }
 
-/// A transport failure, with whatever it says about time-outs.
-pub(crate) struct BoxedTransportError {
-    pub(crate) error: crate::error::BoxError,
-    pub(crate) is_timeout: bool,
-}
+impl Transport for &reqwest::Client {
+    type SendError = reqwest::Error;
+    type Error = Error;
 
-impl From<reqwest::Error> for BoxedTransportError {
-    fn from(error: reqwest::Error) -> Self {
-        Self {
-            is_timeout: error.is_timeout(),
-            error: Box::new(error),
+    fn send(
+        &mut self,
+        request: reqwest::Request,
+    ) -> impl Future<Output = Result<reqwest::Response, reqwest::Error>> + Send + '_ {
+        self.execute(request)
+    }
+
+    fn send_failed(chain: &Chain, error: reqwest::Error) -> Error {
+        if error.is_timeout() {
+            chain.timeout_error(Some(Box::new(error)))
+        } else {
+            chain.request_error(error)
         }
     }
-}
 
-impl Transport for reqwest::Client {
-    fn send(
-        &self,
-        request: reqwest::Request,
-    ) -> impl Future<Output = Result<reqwest::Response, BoxedTransportError>> + Send {
-        let pending = self.execute(request);
-        async move { pending.await.map_err(BoxedTransportError::from) }
+    fn redirect_failed(error: Error) -> Error {
+        error
     }
 }
 
 /// Send `request` and follow its redirects under `policy`.
 pub(crate) async fn follow<T: Transport>(
-    transport: &T,
+    transport: T,
+    policy: Policy,
+    request: reqwest::Request,
+) -> Result<reqwest::Response, T::Error> {
+    #[cfg(feature = "tracing")]
+    {
+        use tracing::Instrument as _;
+        let span = tracing::debug_span!(
+            "redirect_policy.follow",
+            method = %request.method(),
+            url = %Shown(request.url()),
+        );
+        run(transport, policy, request).instrument(span).await
+    }
+    #[cfg(not(feature = "tracing"))]
+    {
+        run(transport, policy, request).await
+    }
+}
+
+async fn run<T: Transport>(
+    mut transport: T,
     policy: Policy,
     mut request: reqwest::Request,
-) -> Result<reqwest::Response, Error> {
+) -> Result<reqwest::Response, T::Error> {
     let deadline = request.timeout().map(|t| Instant::now() + *t);
     let version = request.version();
     let (body, first_body) =
@@ -64,21 +96,58 @@ pub(crate) async fn follow<T: Transport>(
         request.headers().clone(),
         body.is_some(),
     );
-    // The first hop sends the caller's own request, with its extensions.
-    let mut next = Some(request);
+    // The first hop sends the caller's own request, with its extensions,
+    // unless a remembered permanent redirect already moved it.
+    let mut next = chain.history().is_empty().then_some(request);
     loop {
         let request = match next.take() {
             Some(first) => first,
-            None => hop_request(&chain, &body, deadline, version)?,
+            None => hop_request(&chain, &body, deadline, version).map_err(T::redirect_failed)?,
         };
         let response = match transport.send(request).await {
             Ok(response) => response,
-            Err(e) => return Err(transport_error(&chain, e)),
+            Err(e) => return Err(T::send_failed(&chain, e)),
         };
-        match chain.on_response(response.status(), response.headers(), body.replay())? {
-            Step::Done => return Ok(finish(response, chain)),
-            Step::Follow => drain(response).await,
+        let status = response.status();
+        // Only a hook needs the state from before the hop, to stop there.
+        let before = chain.policy().redirect_hook().map(|_| chain.clone());
+        let step = chain
+            .on_response(status, response.headers(), body.replay())
+            .map_err(T::redirect_failed)?;
+        if step == Step::Done {
+            return Ok(finish(response, chain));
         }
+        if let Some(before) = before {
+            match run_hook(&mut chain, &response).await {
+                Ok(true) => {}
+                Ok(false) => return Ok(finish(response, before)),
+                Err(e) => return Err(T::redirect_failed(e)),
+            }
+        }
+        #[cfg(feature = "tracing")]
+        trace_hop(&chain);
+        drain(response).await;
+    }
+}
+
+/// Run the policy's hook on the hop just taken. `Ok(false)`: stop here.
+async fn run_hook(chain: &mut Chain, response: &reqwest::Response) -> Result<bool, Error> {
+    let Some(hook) = chain.policy().redirect_hook() else {
+        return Ok(true);
+    };
+    let Some(hop) = chain.history().last() else {
+        return Ok(true);
+    };
+    let redirect = Redirect {
+        status: response.status(),
+        url: hop.url().clone(),
+        response_headers: response.headers().clone(),
+        next: chain.next_request(),
+    };
+    match hook.on_redirect(redirect).await {
+        Ok(HookAction::Follow(next)) => chain.apply_edits(next).map(|()| true),
+        Ok(HookAction::Stop) => Ok(false),
+        Err(e) => Err(chain.error(Detail::Hook(e)).with_url(chain.url().clone())),
     }
 }
 
@@ -109,21 +178,11 @@ fn hop_request(
     if let Some(deadline) = deadline {
         let left = deadline.saturating_duration_since(Instant::now());
         if left == Duration::ZERO {
-            return Err(chain
-                .error(Detail::Timeout(None))
-                .with_url(chain.url().clone()));
+            return Err(chain.timeout_error(None));
         }
         *request.timeout_mut() = Some(left);
     }
     Ok(request)
-}
-
-fn transport_error(chain: &Chain, e: BoxedTransportError) -> Error {
-    if e.is_timeout {
-        chain.timeout_error(Some(e.error))
-    } else {
-        chain.request_error(e.error)
-    }
 }
 
 /// Read a small 3xx body of known length so that its connection goes back
@@ -166,4 +225,46 @@ fn with_url(response: reqwest::Response, url: url::Url) -> reqwest::Response {
         parts.extensions.extend(marker.into_parts().0.extensions);
     }
     reqwest::Response::from(http::Response::from_parts(parts, body))
+}
+
+/// One event per hop: status, from, to, methods, body action and the names
+/// (never the values) of the stripped headers. URLs are shown without query
+/// or fragment, which may carry secrets.
+#[cfg(feature = "tracing")]
+fn trace_hop(chain: &Chain) {
+    let Some(hop) = chain.history().last() else {
+        return;
+    };
+    let stripped: Vec<&str> = hop
+        .stripped_headers()
+        .iter()
+        .map(http::HeaderName::as_str)
+        .collect();
+    tracing::debug!(
+        status = hop.status().as_u16(),
+        from = %Shown(hop.url()),
+        to = %Shown(hop.next_url()),
+        method = %hop.method(),
+        next_method = %hop.next_method(),
+        body = ?hop.body(),
+        stripped = ?stripped,
+        remembered = hop.is_remembered(),
+        "redirect followed"
+    );
+}
+
+/// A URL for logs: scheme, host, port and path only.
+#[cfg(feature = "tracing")]
+struct Shown<'a>(&'a url::Url);
+
+#[cfg(feature = "tracing")]
+impl std::fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = self.0;
+        write!(f, "{}://{}", url.scheme(), url.host_str().unwrap_or(""))?;
+        if let Some(port) = url.port() {
+            write!(f, ":{port}")?;
+        }
+        f.write_str(url.path())
+    }
 }

@@ -26,6 +26,7 @@ pub struct Hop {
     pub(crate) next_method: Method,
     pub(crate) body: BodyAction,
     pub(crate) stripped: Vec<HeaderName>,
+    pub(crate) remembered: bool,
 }
 
 impl Hop {
@@ -70,6 +71,13 @@ impl Hop {
     #[must_use]
     pub fn stripped_headers(&self) -> &[HeaderName] {
         &self.stripped
+    }
+
+    /// True when this hop came from a [`PermanentRedirects`](crate::PermanentRedirects)
+    /// memory: no request was sent for it.
+    #[must_use]
+    pub fn is_remembered(&self) -> bool {
+        self.remembered
     }
 }
 
@@ -125,6 +133,13 @@ impl History {
 
     pub(crate) fn push(&mut self, hop: Hop) {
         self.hops.push(hop);
+    }
+
+    /// A hook sent the last hop somewhere else: record where.
+    pub(crate) fn set_last_next(&mut self, next: Url) {
+        if let Some(hop) = self.hops.last_mut() {
+            hop.next = next;
+        }
     }
 }
 

@@ -117,6 +117,8 @@
 mod chain;
 mod error;
 mod history;
+mod hook;
+mod permanent;
 mod policy;
 mod rules;
 
@@ -126,10 +128,14 @@ mod body;
 mod client;
 #[cfg(feature = "reqwest")]
 mod follow;
+#[cfg(feature = "middleware")]
+mod middleware;
 
 pub use chain::{BodyReplay, Chain, Step};
 pub use error::{BoxError, Error, ErrorKind};
 pub use history::{BodyAction, History, Hop};
+pub use hook::{HookAction, HookFuture, NextRequest, Redirect, RedirectHook};
+pub use permanent::PermanentRedirects;
 pub use policy::{
     Downgrade, HttpsUpgrade, MethodRule, Policy, UnreplayableBody, DEFAULT_MAX_REDIRECTS,
     DEFAULT_MAX_REPLAY_BODY,
@@ -138,6 +144,10 @@ pub use policy::{
 #[cfg(feature = "reqwest")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 pub use client::{Client, RequestBuilder};
+
+#[cfg(feature = "middleware")]
+#[cfg_attr(docsrs, doc(cfg(feature = "middleware")))]
+pub use middleware::FollowRedirectsMiddleware;
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -4,10 +4,14 @@
 //! A `Policy` is plain data. The engine ([`crate::Chain`]) reads it; nothing here
 //! does I/O.
 
+use std::fmt;
 use std::sync::Arc;
 
 use http::{HeaderName, StatusCode};
 use url::Url;
+
+use crate::hook::{HookName, RedirectHook};
+use crate::PermanentRedirects;
 
 /// The default limit on redirects in one chain: reqwest's number, so that the
 /// crate is a drop-in replacement.
@@ -105,7 +109,7 @@ const RULE_STATUSES: [u16; 5] = [301, 302, 303, 307, 308];
 /// | 303 | other | GET∅ | GET∅ | GET∅ |
 /// | 307, 308 | any | = | = | = |
 /// | other 3xx | any | not followed | not followed | not followed |
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Policy {
     /// Rules for 301, 302, 303, 307, 308, in that order.
     rules: [MethodRule; 5],
@@ -117,6 +121,25 @@ pub struct Policy {
     /// Shared so that cloning a policy per request stays cheap.
     sensitive: Arc<[HeaderName]>,
     trusted: Arc<[Origin]>,
+    hook: Option<Arc<dyn RedirectHook>>,
+    permanent: Option<PermanentRedirects>,
+}
+
+impl fmt::Debug for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Policy")
+            .field("rules", &self.rules)
+            .field("max_redirects", &self.max_redirects)
+            .field("max_replay_body", &self.max_replay_body)
+            .field("downgrade", &self.downgrade)
+            .field("https_upgrade", &self.https_upgrade)
+            .field("unreplayable", &self.unreplayable)
+            .field("sensitive", &self.sensitive)
+            .field("trusted", &self.trusted)
+            .field("hook", &self.hook.as_ref().map(|_| HookName))
+            .field("permanent", &self.permanent)
+            .finish()
+    }
 }
 
 impl Default for Policy {
@@ -137,6 +160,8 @@ impl Policy {
             unreplayable: UnreplayableBody::default(),
             sensitive: Arc::from(Vec::new()),
             trusted: Arc::from(Vec::new()),
+            hook: None,
+            permanent: None,
         }
     }
 
@@ -249,6 +274,24 @@ impl Policy {
         self
     }
 
+    /// Run `hook` on every redirect before it is followed: it sees the 3xx
+    /// head and the proposed next request, and may edit it, stop, or fail.
+    /// See [`RedirectHook`].
+    #[must_use]
+    pub fn hook(mut self, hook: impl RedirectHook + 'static) -> Self {
+        self.hook = Some(Arc::new(hook));
+        self
+    }
+
+    /// Remember 301 and 308 targets in `memory`, so that later requests to
+    /// the same URL go straight to the target (opt-in). Clones of the memory
+    /// are shared, so one memory can serve many clients and policies.
+    #[must_use]
+    pub fn permanent_redirects(mut self, memory: PermanentRedirects) -> Self {
+        self.permanent = Some(memory);
+        self
+    }
+
     /// The rule for `status`; [`MethodRule::DoNotFollow`] for statuses that
     /// have none.
     #[must_use]
@@ -290,6 +333,18 @@ impl Policy {
     #[must_use]
     pub fn sensitive_headers(&self) -> &[HeaderName] {
         &self.sensitive
+    }
+
+    /// The hook set with [`Policy::hook`].
+    #[must_use]
+    pub fn redirect_hook(&self) -> Option<&dyn RedirectHook> {
+        self.hook.as_deref()
+    }
+
+    /// The memory set with [`Policy::permanent_redirects`].
+    #[must_use]
+    pub fn permanent_memory(&self) -> Option<&PermanentRedirects> {
+        self.permanent.as_ref()
     }
 
     pub(crate) fn is_trusted(&self, url: &Url) -> bool {

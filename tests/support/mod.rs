@@ -122,7 +122,8 @@ impl Reply {
 
 #[derive(Default)]
 struct State {
-    routes: HashMap<String, Reply>,
+    /// Each route answers its replies in turn; the last one repeats.
+    routes: HashMap<String, (Vec<Reply>, usize)>,
     seen: Vec<Seen>,
     connections: usize,
 }
@@ -264,11 +265,17 @@ impl Server {
     }
 
     pub fn route(&self, path: &str, reply: Reply) -> &Self {
+        self.route_seq(path, vec![reply])
+    }
+
+    /// A route that answers `replies` in turn, then repeats the last one.
+    pub fn route_seq(&self, path: &str, replies: Vec<Reply>) -> &Self {
+        assert!(!replies.is_empty());
         self.state
             .lock()
             .unwrap()
             .routes
-            .insert(path.to_owned(), reply);
+            .insert(path.to_owned(), (replies, 0));
         self
     }
 
@@ -329,13 +336,20 @@ async fn handle(
     let path = req.uri().path().to_owned();
     // A route may name a full target (path and query) or just a path.
     let reply = {
-        let state = state.lock().unwrap();
-        state
-            .routes
-            .get(&target)
-            .or_else(|| state.routes.get(&path))
-            .cloned()
-            .unwrap_or_else(Reply::ok)
+        let mut state = state.lock().unwrap();
+        let key = if state.routes.contains_key(&target) {
+            target.clone()
+        } else {
+            path
+        };
+        match state.routes.get_mut(&key) {
+            Some((replies, served)) => {
+                let reply = replies[(*served).min(replies.len() - 1)].clone();
+                *served += 1;
+                reply
+            }
+            None => Reply::ok(),
+        }
     };
     let (parts, mut body) = req.into_parts();
     let mut bytes = Vec::new();

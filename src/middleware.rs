@@ -1,0 +1,106 @@
+//! [`FollowRedirectsMiddleware`]: the same redirect following as a
+//! `reqwest-middleware` middleware.
+
+use http::Extensions;
+use reqwest_middleware::{Middleware, Next};
+
+use crate::follow::{follow, Transport};
+use crate::{Chain, Error, Policy};
+
+/// Follows redirects inside a [`reqwest_middleware`] stack.
+///
+/// Each hop is sent through the rest of the stack (`Next`), so middlewares
+/// registered **after** this one see every hop: a retry middleware there
+/// retries a failing hop, with its body replayed, not the whole chain.
+/// Middlewares registered **before** it see one logical request.
+///
+/// ```no_run
+/// use redirect_policy::{FollowRedirectsMiddleware, Policy};
+/// use reqwest_middleware::ClientBuilder;
+///
+/// let inner = reqwest::Client::builder()
+///     // Required: otherwise reqwest follows redirects itself, underneath
+///     // this middleware, with its own rules.
+///     .redirect(reqwest::redirect::Policy::none())
+///     .build()
+///     .unwrap();
+/// let client = ClientBuilder::new(inner)
+///     .with(FollowRedirectsMiddleware::new(Policy::standard()))
+///     // .with(RetryTransientMiddleware::new_with_policy(..))  // sees each hop
+///     .build();
+/// ```
+///
+/// The inner client **must** be built with
+/// `redirect(reqwest::redirect::Policy::none())`. If it is not, reqwest
+/// follows redirects below this middleware with its own rules (no stream
+/// replay, no sticky credential stripping) and this middleware never sees a
+/// 3xx. The middleware cannot look inside a `reqwest::Client` to check.
+///
+/// A [`Policy`] in the request's extensions
+/// (`RequestBuilder::with_extension(policy)`) overrides this middleware's
+/// policy for that request.
+///
+/// Errors: a redirect error is `reqwest_middleware::Error::Middleware`
+/// wrapping a [`redirect_policy::Error`](crate::Error) (downcast it to read
+/// the kind and the history); an error of the stack below is passed up
+/// unchanged, so that retry middlewares above still recognise it.
+#[derive(Debug, Clone, Default)]
+pub struct FollowRedirectsMiddleware {
+    policy: Policy,
+}
+
+impl FollowRedirectsMiddleware {
+    /// A middleware that follows redirects under `policy`.
+    #[must_use]
+    pub fn new(policy: Policy) -> Self {
+        Self { policy }
+    }
+
+    /// The policy used by requests that carry none of their own.
+    #[must_use]
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+}
+
+struct Stack<'a, 'e> {
+    next: Next<'a>,
+    extensions: &'e mut Extensions,
+}
+
+impl Transport for Stack<'_, '_> {
+    type SendError = reqwest_middleware::Error;
+    type Error = reqwest_middleware::Error;
+
+    fn send(
+        &mut self,
+        request: reqwest::Request,
+    ) -> impl std::future::Future<Output = Result<reqwest::Response, Self::SendError>> + Send + '_
+    {
+        self.next.clone().run(request, self.extensions)
+    }
+
+    fn send_failed(_chain: &Chain, error: reqwest_middleware::Error) -> reqwest_middleware::Error {
+        error
+    }
+
+    fn redirect_failed(error: Error) -> reqwest_middleware::Error {
+        reqwest_middleware::Error::middleware(error)
+    }
+}
+
+#[async_trait::async_trait]
+impl Middleware for FollowRedirectsMiddleware {
+    async fn handle(
+        &self,
+        req: reqwest::Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        let policy = extensions
+            .get::<Policy>()
+            .cloned()
+            .unwrap_or_else(|| self.policy.clone());
+        follow(Stack { next, extensions }, policy, req).await
+    }
+}
