@@ -102,9 +102,16 @@
 //!
 //! | feature | default | what it gives |
 //! |---|---|---|
-//! | `reqwest` | yes | the [`Client`] adapter; without it, only the sans-IO engine |
+//! | `reqwest` | yes | the `Client` adapter; without it, only the sans-IO engine ([`Chain`]) |
 //! | `rustls` | yes | reqwest's rustls TLS (implies `reqwest`) |
 //! | `native-tls` | no | reqwest's native-tls (implies `reqwest`) |
+//! | `tracing` | yes | a `redirect_policy.follow` span per request and a debug event per hop (status, from, to, methods, body action, names of stripped headers; URLs without query) |
+//! | `middleware` | no | `FollowRedirectsMiddleware` for reqwest-middleware 0.5 |
+//! | `blocking` | no | `blocking::Client`, for code that does not run async |
+//!
+//! Opt-in behaviour that needs no feature: the redirect hook
+//! ([`Policy::hook`], for re-signing a request for its new host) and the
+//! memory of permanent redirects ([`Policy::permanent_redirects`]).
 //!
 //! # MSRV and versioning
 //!
@@ -122,6 +129,9 @@ mod permanent;
 mod policy;
 mod rules;
 
+#[cfg(feature = "blocking")]
+#[cfg_attr(docsrs, doc(cfg(feature = "blocking")))]
+pub mod blocking;
 #[cfg(feature = "reqwest")]
 mod body;
 #[cfg(feature = "reqwest")]

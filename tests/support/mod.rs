@@ -120,8 +120,13 @@ impl Reply {
     }
 }
 
+/// Decides whether a request is accepted; an error becomes a 403 with the
+/// message as its body.
+pub type Verifier = Arc<dyn Fn(&Seen) -> Result<(), String> + Send + Sync>;
+
 #[derive(Default)]
 struct State {
+    verifier: Option<Verifier>,
     /// Each route answers its replies in turn; the last one repeats.
     routes: HashMap<String, (Vec<Reply>, usize)>,
     seen: Vec<Seen>,
@@ -299,6 +304,11 @@ impl Server {
         all.remove(0)
     }
 
+    /// Check every request with `verifier` before answering it.
+    pub fn verify(&self, verifier: impl Fn(&Seen) -> Result<(), String> + Send + Sync + 'static) {
+        self.state.lock().unwrap().verifier = Some(Arc::new(verifier));
+    }
+
     /// How many TCP connections the server has accepted.
     pub fn connections(&self) -> usize {
         self.state.lock().unwrap().connections
@@ -388,12 +398,26 @@ async fn handle(
             HeaderValue::from_bytes(value.as_bytes()).unwrap(),
         );
     }
-    state.lock().unwrap().seen.push(Seen {
+    let seen = Seen {
         method: parts.method.clone(),
         target,
         headers,
         body: bytes,
-    });
+    };
+    let verdict = {
+        let mut state = state.lock().unwrap();
+        let verdict = state
+            .verifier
+            .as_ref()
+            .map_or(Ok(()), |verify| verify(&seen));
+        state.seen.push(seen);
+        verdict
+    };
+    if let Err(reason) = verdict {
+        let mut response = Response::new(Full::new(Bytes::from(reason)));
+        *response.status_mut() = StatusCode::FORBIDDEN;
+        return Ok(response);
+    }
     match reply.action {
         Action::Respond => {}
         Action::Drop => return Err(std::io::Error::other("dropping the connection")),

@@ -1,0 +1,245 @@
+//! A blocking client for code that does not run async, in the manner of
+//! `reqwest::blocking`. It drives the same async [`Client`](crate::Client)
+//! (and so the same engine) on a runtime thread of its own.
+//!
+//! ```no_run
+//! use redirect_policy::{blocking, History, Policy};
+//!
+//! let client = blocking::Client::new(Policy::standard());
+//! let response = client.post("http://localhost:8080/upload").body("data").send()?;
+//! println!("{} after {} redirects", response.status(), response.history().map_or(0, History::len));
+//! let text = response.text()?;
+//! # Ok::<(), redirect_policy::Error>(())
+//! ```
+//!
+//! Like `reqwest::blocking`, it must not be used from inside an async
+//! runtime: calls block the thread, and creating or dropping the client
+//! there panics.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::{Method, StatusCode};
+use reqwest::IntoUrl;
+
+use crate::error::Detail;
+use crate::{Error, History, Policy};
+
+/// A blocking client that follows redirects under a [`Policy`]. Clones share
+/// the connection pool and the runtime thread.
+#[derive(Clone)]
+pub struct Client {
+    inner: crate::Client,
+    runtime: Arc<tokio::runtime::Runtime>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("blocking::Client")
+            .field("policy", self.inner.policy())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A client with reqwest's default settings and `policy`.
+    ///
+    /// # Panics
+    ///
+    /// If the TLS backend or the runtime thread cannot be set up; use
+    /// [`Client::from_builder`] to get that as an error.
+    #[must_use]
+    pub fn new(policy: Policy) -> Self {
+        #[allow(clippy::expect_used)] // documented panic, same as reqwest::blocking::Client::new
+        Self::from_builder(reqwest::Client::builder(), policy).expect("could not build the client")
+    }
+
+    /// A client from a configured (async) `reqwest::ClientBuilder`.
+    pub fn from_builder(builder: reqwest::ClientBuilder, policy: Policy) -> Result<Self, Error> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("redirect-policy-blocking")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::new(Detail::Builder(Box::new(e))))?;
+        // reqwest's client must be built inside a runtime context.
+        let _guard = runtime.enter();
+        let inner = crate::Client::from_builder(builder, policy)?;
+        Ok(Self {
+            inner,
+            runtime: Arc::new(runtime),
+        })
+    }
+
+    /// The policy applied to requests that set none of their own.
+    #[must_use]
+    pub fn policy(&self) -> &Policy {
+        self.inner.policy()
+    }
+
+    /// Send a request and follow its redirects.
+    pub fn execute(&self, request: reqwest::Request) -> Result<Response, Error> {
+        let response = self.runtime.block_on(self.inner.execute(request))?;
+        Ok(Response {
+            inner: response,
+            runtime: Arc::clone(&self.runtime),
+        })
+    }
+
+    /// Start a request with any method.
+    pub fn request<U: IntoUrl>(&self, method: Method, url: U) -> RequestBuilder {
+        RequestBuilder {
+            inner: self.inner.request(method, url),
+            runtime: Arc::clone(&self.runtime),
+        }
+    }
+
+    /// Start a `GET`.
+    pub fn get<U: IntoUrl>(&self, url: U) -> RequestBuilder {
+        self.request(Method::GET, url)
+    }
+
+    /// Start a `POST`.
+    pub fn post<U: IntoUrl>(&self, url: U) -> RequestBuilder {
+        self.request(Method::POST, url)
+    }
+
+    /// Start a `PUT`.
+    pub fn put<U: IntoUrl>(&self, url: U) -> RequestBuilder {
+        self.request(Method::PUT, url)
+    }
+
+    /// Start a `DELETE`.
+    pub fn delete<U: IntoUrl>(&self, url: U) -> RequestBuilder {
+        self.request(Method::DELETE, url)
+    }
+}
+
+/// A blocking request being built.
+#[must_use = "a RequestBuilder does nothing until it is sent"]
+pub struct RequestBuilder {
+    inner: crate::RequestBuilder,
+    runtime: Arc<tokio::runtime::Runtime>,
+}
+
+impl fmt::Debug for RequestBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("blocking::RequestBuilder")
+            .field(&self.inner)
+            .finish()
+    }
+}
+
+impl RequestBuilder {
+    fn map(mut self, f: impl FnOnce(crate::RequestBuilder) -> crate::RequestBuilder) -> Self {
+        self.inner = f(self.inner);
+        self
+    }
+
+    /// Add a header.
+    pub fn header<K, V>(self, key: K, value: V) -> Self
+    where
+        HeaderName: TryFrom<K>,
+        <HeaderName as TryFrom<K>>::Error: Into<http::Error>,
+        HeaderValue: TryFrom<V>,
+        <HeaderValue as TryFrom<V>>::Error: Into<http::Error>,
+    {
+        self.map(|b| b.header(key, value))
+    }
+
+    /// Add several headers.
+    pub fn headers(self, headers: HeaderMap) -> Self {
+        self.map(|b| b.headers(headers))
+    }
+
+    /// Set the body (from memory: `Vec<u8>`, `String`, `Bytes`, `&'static str`).
+    pub fn body<T: Into<reqwest::Body>>(self, body: T) -> Self {
+        self.map(|b| b.body(body))
+    }
+
+    /// Bearer authentication. Stripped on an origin change.
+    pub fn bearer_auth<T: fmt::Display>(self, token: T) -> Self {
+        self.map(|b| b.bearer_auth(token))
+    }
+
+    /// A timeout for the whole chain.
+    pub fn timeout(self, timeout: Duration) -> Self {
+        self.map(|b| b.timeout(timeout))
+    }
+
+    /// Follow this request's redirects under `policy`.
+    pub fn policy(self, policy: Policy) -> Self {
+        self.map(|b| b.policy(policy))
+    }
+
+    /// Send the request and follow its redirects, blocking.
+    pub fn send(self) -> Result<Response, Error> {
+        let response = self.runtime.block_on(self.inner.send())?;
+        Ok(Response {
+            inner: response,
+            runtime: self.runtime,
+        })
+    }
+}
+
+/// A blocking response.
+pub struct Response {
+    inner: reqwest::Response,
+    runtime: Arc<tokio::runtime::Runtime>,
+}
+
+impl fmt::Debug for Response {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.inner, f)
+    }
+}
+
+impl Response {
+    /// The status.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        self.inner.status()
+    }
+
+    /// The final URL (with its fragment, if any).
+    #[must_use]
+    pub fn url(&self) -> &url::Url {
+        self.inner.url()
+    }
+
+    /// The headers.
+    #[must_use]
+    pub fn headers(&self) -> &HeaderMap {
+        self.inner.headers()
+    }
+
+    /// The redirects followed.
+    #[must_use]
+    pub fn history(&self) -> Option<&History> {
+        self.inner.extensions().get::<History>()
+    }
+
+    /// The whole body.
+    pub fn bytes(self) -> Result<bytes::Bytes, Error> {
+        let url = self.inner.url().clone();
+        self.runtime
+            .block_on(self.inner.bytes())
+            .map_err(|e| Error::new(Detail::Request(Box::new(e))).with_url(url))
+    }
+
+    /// The whole body as text.
+    pub fn text(self) -> Result<String, Error> {
+        let url = self.inner.url().clone();
+        self.runtime
+            .block_on(self.inner.text())
+            .map_err(|e| Error::new(Detail::Request(Box::new(e))).with_url(url))
+    }
+
+    /// The async response inside.
+    #[must_use]
+    pub fn into_inner(self) -> reqwest::Response {
+        self.inner
+    }
+}
