@@ -34,7 +34,10 @@ impl ReplayBody {
     /// Take the body of a request. A streaming body is wrapped so that what
     /// it sends is buffered up to `cap` bytes; the returned body is the one
     /// to send on the first hop.
-    pub(crate) fn new(body: Option<reqwest::Body>, cap: usize) -> (Self, Option<reqwest::Body>) {
+    pub(crate) fn new(
+        body: Option<reqwest::Body>,
+        limits: Limits,
+    ) -> (Self, Option<reqwest::Body>) {
         match body {
             None => (Self::None, None),
             Some(body) if body.as_bytes().is_some() => match memory_bytes(body) {
@@ -43,18 +46,21 @@ impl ReplayBody {
                     Some(reqwest::Body::from(bytes)),
                 ),
                 // Not reached: a body with bytes is ready at once.
-                Err(body) => Self::stream(body, cap),
+                Err(body) => Self::stream(body, limits),
             },
-            Some(body) => Self::stream(body, cap),
+            Some(body) => Self::stream(body, limits),
         }
     }
 
-    fn stream(body: reqwest::Body, cap: usize) -> (Self, Option<reqwest::Body>) {
+    fn stream(body: reqwest::Body, limits: Limits) -> (Self, Option<reqwest::Body>) {
         let this = Self::Stream(Arc::new(Mutex::new(Tee {
             source: Some(Box::pin(body)),
             chunks: Vec::new(),
+            in_memory: 0,
             buffered: 0,
-            cap,
+            limits,
+            #[cfg(feature = "spill")]
+            file: None,
             state: TeeState::Open,
             generation: 0,
         })));
@@ -95,8 +101,7 @@ impl ReplayBody {
                 Some(reqwest::Body::wrap(TeeReader {
                     tee: Arc::clone(tee),
                     generation,
-                    next_chunk: 0,
-                    consumed: 0,
+                    cursor: Cursor::default(),
                 }))
             }
         }
@@ -132,12 +137,28 @@ enum TeeState {
     Failed,
 }
 
+/// How much of a stream is kept, and where.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    /// The most bytes kept for replay, in memory and on disk together.
+    pub(crate) cap: usize,
+    /// Past this many bytes in memory, the rest goes to a temporary file.
+    #[cfg_attr(not(feature = "spill"), allow(dead_code))] // read by the spill path only
+    pub(crate) spill_after: Option<usize>,
+}
+
 /// The state shared by every reader of one streamed body.
 pub(crate) struct Tee {
     source: Option<Pin<Box<reqwest::Body>>>,
+    /// The first `in_memory` bytes kept, as the chunks that came.
     chunks: Vec<Bytes>,
+    in_memory: usize,
+    /// All bytes kept: `in_memory` plus what went to the file.
     buffered: usize,
-    cap: usize,
+    limits: Limits,
+    /// The bytes past `in_memory`, when the stream outgrew the spill limit.
+    #[cfg(feature = "spill")]
+    file: Option<crate::spill::SpillFile>,
     state: TeeState,
     /// Only the reader of the newest generation may read.
     generation: u64,
@@ -147,9 +168,53 @@ impl std::fmt::Debug for Tee {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tee")
             .field("buffered", &self.buffered)
-            .field("cap", &self.cap)
+            .field("limits", &self.limits)
             .field("state", &self.state)
             .finish_non_exhaustive()
+    }
+}
+
+impl Tee {
+    /// Keep a chunk just pulled from the source by `reader` (which is at the
+    /// tail, so it must not read the chunk again).
+    fn keep(&mut self, data: &Bytes, reader: &mut Cursor) {
+        if self.buffered + data.len() > self.limits.cap {
+            self.state = TeeState::OverCap;
+            self.chunks = Vec::new();
+            self.in_memory = 0;
+            self.buffered = 0;
+            reader.next_chunk = 0;
+            #[cfg(feature = "spill")]
+            {
+                self.file = None;
+            }
+            return;
+        }
+        self.buffered += data.len();
+        reader.consumed += data.len();
+        #[cfg(feature = "spill")]
+        if self
+            .limits
+            .spill_after
+            .is_some_and(|limit| self.file.is_some() || self.in_memory + data.len() > limit)
+        {
+            let written = match self.file.as_mut() {
+                Some(file) => file.append(data),
+                None => crate::spill::SpillFile::create().and_then(|mut file| {
+                    file.append(data)?;
+                    self.file = Some(file);
+                    Ok(())
+                }),
+            };
+            if written.is_err() {
+                // The upload goes on; only its replay is lost.
+                self.state = TeeState::Failed;
+            }
+            return;
+        }
+        self.in_memory += data.len();
+        self.chunks.push(data.clone());
+        reader.next_chunk += 1;
     }
 }
 
@@ -157,7 +222,15 @@ impl std::fmt::Debug for Tee {
 struct TeeReader {
     tee: Arc<Mutex<Tee>>,
     generation: u64,
+    cursor: Cursor,
+}
+
+/// How far a reader has got.
+#[derive(Default)]
+struct Cursor {
+    /// The next in-memory chunk to send.
     next_chunk: usize,
+    /// Bytes sent so far.
     consumed: usize,
 }
 
@@ -178,13 +251,29 @@ impl http_body::Body for TeeReader {
         if tee.generation != this.generation {
             return Poll::Ready(Some(Err(Box::new(Superseded))));
         }
-        if let Some(chunk) = tee.chunks.get(this.next_chunk) {
+        if let Some(chunk) = tee.chunks.get(this.cursor.next_chunk) {
             let chunk = chunk.clone();
-            this.next_chunk += 1;
-            this.consumed += chunk.len();
+            this.cursor.next_chunk += 1;
+            this.cursor.consumed += chunk.len();
             return Poll::Ready(Some(Ok(Frame::data(chunk))));
         }
         let tee = &mut *tee;
+        #[cfg(feature = "spill")]
+        if let Some(file) = tee.file.as_mut() {
+            let offset = (this.cursor.consumed - tee.in_memory) as u64;
+            if offset < file.len() {
+                return Poll::Ready(Some(match file.read_at(offset) {
+                    Ok(chunk) => {
+                        this.cursor.consumed += chunk.len();
+                        Ok(Frame::data(chunk))
+                    }
+                    Err(e) => {
+                        tee.state = TeeState::Failed;
+                        Err(Box::new(e))
+                    }
+                }));
+            }
+        }
         let Some(source) = tee.source.as_mut() else {
             return Poll::Ready(None);
         };
@@ -206,17 +295,7 @@ impl http_body::Body for TeeReader {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     if tee.state == TeeState::Open {
-                        if tee.buffered + data.len() <= tee.cap {
-                            tee.buffered += data.len();
-                            tee.chunks.push(data.clone());
-                            this.next_chunk += 1;
-                            this.consumed += data.len();
-                        } else {
-                            tee.state = TeeState::OverCap;
-                            tee.chunks = Vec::new();
-                            tee.buffered = 0;
-                            this.next_chunk = 0;
-                        }
+                        tee.keep(data, &mut this.cursor);
                     }
                 }
                 Poll::Ready(Some(Ok(frame)))
@@ -226,7 +305,7 @@ impl http_body::Body for TeeReader {
 
     fn size_hint(&self) -> SizeHint {
         let tee = lock(&self.tee);
-        let unread = tee.buffered.saturating_sub(self.consumed) as u64;
+        let unread = tee.buffered.saturating_sub(self.cursor.consumed) as u64;
         match (&tee.source, tee.state) {
             (_, TeeState::Ended) | (None, _) => SizeHint::with_exact(unread),
             (Some(source), _) => {
@@ -286,8 +365,12 @@ mod tests {
             chunk in 1usize..5_000,
             cuts in prop::collection::vec(0usize..12, 0..4),
             cap in prop_oneof![Just(usize::MAX), 0usize..25_000],
+            spill in prop_oneof![Just(None), (0usize..8_000).prop_map(Some)],
         ) {
-            let (replay, first) = ReplayBody::new(Some(stream_of(&data, chunk)), cap);
+            // Without the feature, a spill limit is never set.
+            let spill_after = if cfg!(feature = "spill") { spill } else { None };
+            let limits = Limits { cap, spill_after };
+            let (replay, first) = ReplayBody::new(Some(stream_of(&data, chunk)), limits);
             let mut current = first.unwrap();
             let mut sent = Vec::new();
             for cut in cuts {
@@ -322,7 +405,13 @@ mod tests {
     #[test]
     fn memory_bodies_are_shared_not_copied() {
         let bytes = Bytes::from(vec![7u8; 1024]);
-        let (replay, first) = ReplayBody::new(Some(reqwest::Body::from(bytes.clone())), 0);
+        let (replay, first) = ReplayBody::new(
+            Some(reqwest::Body::from(bytes.clone())),
+            Limits {
+                cap: 0,
+                spill_after: None,
+            },
+        );
         let first = first.unwrap();
         let second = replay.next_body().unwrap();
         // Same allocation: the pointers match.

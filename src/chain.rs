@@ -92,8 +92,6 @@ pub struct Chain {
     headers: HeaderMap,
     body: BodyState,
     history: History,
-    /// Whether each hop's 3xx set a cookie, parallel to `history`.
-    cookie_set: Vec<bool>,
 }
 
 impl Chain {
@@ -122,7 +120,6 @@ impl Chain {
                 BodyState::None
             },
             history: History::default(),
-            cookie_set: Vec::new(),
         };
         chain.apply_remembered();
         chain
@@ -383,9 +380,8 @@ impl Chain {
             body,
             stripped,
             remembered,
+            set_cookie: headers.contains_key(header::SET_COOKIE),
         });
-        self.cookie_set
-            .push(headers.contains_key(header::SET_COOKIE));
         if !remembered {
             if let Some(memory) = self.policy.permanent_memory() {
                 if let Some(hop) = self.history.last() {
@@ -421,7 +417,9 @@ impl Chain {
         }) else {
             return false;
         };
-        !self.cookie_set[start..].iter().any(|&set| set)
+        !self.history.hops()[start..]
+            .iter()
+            .any(|hop| hop.set_cookie)
     }
 }
 

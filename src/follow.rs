@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use crate::body::ReplayBody;
+use crate::body::{Limits, ReplayBody};
 use crate::error::Detail;
 use crate::hook::{HookAction, Redirect};
 use crate::{Chain, Error, Policy, Step};
@@ -86,8 +86,14 @@ async fn run<T: Transport>(
 ) -> Result<reqwest::Response, T::Error> {
     let deadline = request.timeout().map(|t| Instant::now() + *t);
     let version = request.version();
-    let (body, first_body) =
-        ReplayBody::new(request.body_mut().take(), policy.max_replay_body_limit());
+    let limits = Limits {
+        cap: policy.max_replay_body_limit(),
+        #[cfg(feature = "spill")]
+        spill_after: policy.spill_threshold(),
+        #[cfg(not(feature = "spill"))]
+        spill_after: None,
+    };
+    let (body, first_body) = ReplayBody::new(request.body_mut().take(), limits);
     *request.body_mut() = first_body;
     let mut chain = Chain::new(
         policy,

@@ -27,6 +27,8 @@ pub struct Hop {
     pub(crate) body: BodyAction,
     pub(crate) stripped: Vec<HeaderName>,
     pub(crate) remembered: bool,
+    /// The 3xx set a cookie (so a repeat of it does not prove a loop).
+    pub(crate) set_cookie: bool,
 }
 
 impl Hop {

@@ -123,6 +123,7 @@ pub struct Policy {
     trusted: Arc<[Origin]>,
     hook: Option<Arc<dyn RedirectHook>>,
     permanent: Option<PermanentRedirects>,
+    spill_after: Option<usize>,
 }
 
 impl fmt::Debug for Policy {
@@ -138,6 +139,7 @@ impl fmt::Debug for Policy {
             .field("trusted", &self.trusted)
             .field("hook", &self.hook.as_ref().map(|_| HookName))
             .field("permanent", &self.permanent)
+            .field("spill_after", &self.spill_after)
             .finish()
     }
 }
@@ -162,6 +164,7 @@ impl Policy {
             trusted: Arc::from(Vec::new()),
             hook: None,
             permanent: None,
+            spill_after: None,
         }
     }
 
@@ -290,6 +293,26 @@ impl Policy {
     pub fn permanent_redirects(mut self, memory: PermanentRedirects) -> Self {
         self.permanent = Some(memory);
         self
+    }
+
+    /// Keep at most `threshold` bytes of a streamed body in memory; past
+    /// that, the replay buffer spills to a temporary file (removed when the
+    /// chain ends, fails or is cancelled). [`Policy::max_replay_body`] still
+    /// bounds the total, so raise it too for bodies larger than memory.
+    #[cfg(feature = "spill")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "spill")))]
+    #[must_use]
+    pub fn spill_to_disk(mut self, threshold: usize) -> Self {
+        self.spill_after = Some(threshold);
+        self
+    }
+
+    /// The in-memory threshold set by [`Policy::spill_to_disk`].
+    #[cfg(feature = "spill")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "spill")))]
+    #[must_use]
+    pub fn spill_threshold(&self) -> Option<usize> {
+        self.spill_after
     }
 
     /// The rule for `status`; [`MethodRule::DoNotFollow`] for statuses that
