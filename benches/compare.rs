@@ -17,92 +17,17 @@
 #![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // ditto, on positive figures
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use http::StatusCode;
 use redirect_policy::Policy;
 
-// ---------------------------------------------------------------- server
+mod common;
 
-/// When the first body byte of the last `/first/...` request arrived.
-static FIRST_BYTE: OnceLock<Mutex<Option<Instant>>> = OnceLock::new();
-/// Body bytes the server has read (to check that a run really sent them).
-static READ_BYTES: AtomicU64 = AtomicU64::new(0);
-
-/// `/hop/N...`: 307 to `/hop/N-1...`, and 200 at `/hop/0`. The body is read
-/// to the end and dropped. `/first/...` also notes the first byte's arrival.
-async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let path = req.uri().path().to_owned();
-    let first = path.starts_with("/first/");
-    let mut body = req.into_body();
-    let mut noted = false;
-    while let Some(Ok(frame)) = body.frame().await {
-        if let Ok(data) = frame.into_data() {
-            if first && !noted && !data.is_empty() {
-                *FIRST_BYTE.get_or_init(Default::default).lock().unwrap() = Some(Instant::now());
-                noted = true;
-            }
-            READ_BYTES.fetch_add(data.len() as u64, Ordering::Relaxed);
-        }
-    }
-    let rest = path
-        .trim_start_matches("/first")
-        .trim_start_matches("/hop/");
-    let n: u32 = rest.split('/').next().unwrap_or("0").parse().unwrap_or(0);
-    let mut response = if n == 0 {
-        Response::new(Full::new(Bytes::from_static(b"ok")))
-    } else {
-        let mut r = Response::new(Full::new(Bytes::new()));
-        *r.status_mut() = StatusCode::TEMPORARY_REDIRECT;
-        let prefix = if first { "/first" } else { "" };
-        r.headers_mut().insert(
-            "location",
-            format!("{prefix}/hop/{}", n - 1).parse().unwrap(),
-        );
-        r
-    };
-    response
-        .headers_mut()
-        .insert("cache-control", "no-store".parse().unwrap());
-    Ok(response)
-}
-
-/// The server, on a runtime thread of its own (one worker: the machine has
-/// two cores, one for each side).
-fn start_server() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            loop {
-                let (stream, _) = listener.accept().await.unwrap();
-                stream.set_nodelay(true).unwrap();
-                tokio::spawn(async move {
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service_fn(handle))
-                        .await;
-                });
-            }
-        });
-    });
-    addr
-}
+use common::{start_server, ACCEPTED, FIRST_BYTE, READ_BYTES};
 
 // ---------------------------------------------------------------- sides
 
@@ -129,10 +54,49 @@ fn sides() -> (Side, Side) {
     (Side::Reqwest(reqwest), Side::Ours(ours))
 }
 
-/// Requests per second of `side` over `run`, with `tasks` concurrent loops.
+/// CPU time of the runtime's worker thread so far, in ns, read from
+/// `/proc/thread-self/schedstat` by a task on that worker. The client's
+/// work (this crate, reqwest, hyper's connection tasks) all runs there.
+async fn worker_cpu_ns() -> u64 {
+    tokio::spawn(async {
+        std::fs::read_to_string("/proc/thread-self/schedstat")
+            .ok()
+            .and_then(|s| s.split_whitespace().next().and_then(|n| n.parse().ok()))
+            .unwrap_or(0)
+    })
+    .await
+    .unwrap()
+}
+
+/// A run's throughput and client CPU cost.
+#[derive(Clone, Copy)]
+struct Run {
+    rps: f64,
+    cpu_us: f64,
+}
+
+/// Requests per second of `side` over `run`, with `tasks` concurrent loops,
+/// and the client's CPU time per request.
+async fn measure(side: &Side, url: &str, body: &Bytes, tasks: usize, run: Duration) -> Run {
+    let cpu0 = worker_cpu_ns().await;
+    let started = Instant::now();
+    let done = requests(side, url, body, tasks, started + run).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = worker_cpu_ns().await - cpu0;
+    Run {
+        rps: done as f64 / elapsed,
+        cpu_us: cpu as f64 / 1e3 / done as f64,
+    }
+}
+
 async fn rps(side: &Side, url: &str, body: &Bytes, tasks: usize, run: Duration) -> f64 {
     let started = Instant::now();
-    let deadline = started + run;
+    let done = requests(side, url, body, tasks, started + run).await;
+    done as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Requests completed by `tasks` loops before `deadline`.
+async fn requests(side: &Side, url: &str, body: &Bytes, tasks: usize, deadline: Instant) -> u64 {
     let mut handles = Vec::new();
     for _ in 0..tasks {
         let side = side.clone();
@@ -153,7 +117,28 @@ async fn rps(side: &Side, url: &str, body: &Bytes, tasks: usize, run: Duration) 
     for h in handles {
         total += h.await.unwrap();
     }
-    total as f64 / started.elapsed().as_secs_f64()
+    total
+}
+
+/// `BENCH_ONE=size,hops,tasks`: one cell, long, with connection counts.
+async fn one(base: &str, spec: &str) {
+    let v: Vec<usize> = spec.split(',').map(|x| x.parse().unwrap()).collect();
+    let (plain, ours) = sides();
+    let body = Bytes::from(vec![7u8; v[0]]);
+    let url = format!("{base}/hop/{}", v[1]);
+    for round in 0..6 {
+        for (name, side) in [("reqwest", &plain), ("ours", &ours)] {
+            let c0 = ACCEPTED.load(Ordering::Relaxed);
+            let r = measure(side, &url, &body, v[2], Duration::from_millis(500)).await;
+            let c1 = ACCEPTED.load(Ordering::Relaxed);
+            println!(
+                "round {round} {name:8} {:8.0} req/s, {:6.1} µs cpu/req, {} new connections",
+                r.rps,
+                r.cpu_us,
+                c1 - c0
+            );
+        }
+    }
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -171,14 +156,19 @@ fn median(values: &mut [f64]) -> f64 {
 async fn grid(base: &str, rounds: usize) {
     let (plain, ours) = sides();
     println!("## Throughput: reqwest's own redirects vs redirect-policy\n");
-    println!("{rounds} rounds per cell, 0.25 s per side per round, sides alternating.");
-    println!("ratio = reqwest req/s ÷ ours req/s (time per request, ours over reqwest; ≤ 1.02 is the target).\n");
     println!(
-        "| body | hops | tasks | reqwest req/s | ours req/s | ratio (median) | ratio spread |"
+        "{rounds} rounds per cell, 0.3 s per side per round, the order of the sides flipping \
+         every round. Medians. `wall` = reqwest req/s ÷ ours req/s; `cpu` = ours ÷ reqwest \
+         client CPU time per request (the client runtime's one worker thread, from \
+         /proc/thread-self/schedstat). Both are ours-over-reqwest costs: ≤ 1.02 is the target.\n"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---|");
-    let run = Duration::from_millis(250);
-    let mut worst: f64 = 0.0;
+    println!(
+        "| body | hops | tasks | reqwest req/s | ours req/s | wall ratio | wall spread | \
+         reqwest cpu µs/req | ours cpu µs/req | cpu ratio | cpu spread |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|");
+    let run = Duration::from_millis(300);
+    let (mut worst_wall, mut worst_cpu): (f64, f64) = (0.0, 0.0);
     for (label, size) in [
         ("0 B", 0usize),
         ("16 KiB", 16 * 1024),
@@ -191,32 +181,48 @@ async fn grid(base: &str, rounds: usize) {
                 // Warm both pools.
                 rps(&plain, &url, &body, tasks, Duration::from_millis(100)).await;
                 rps(&ours, &url, &body, tasks, Duration::from_millis(100)).await;
-                let (mut a, mut b, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                let (mut wall, mut cpu) = (Vec::new(), Vec::new());
                 for round in 0..rounds {
                     let (x, y) = if round % 2 == 0 {
-                        let x = rps(&plain, &url, &body, tasks, run).await;
-                        (x, rps(&ours, &url, &body, tasks, run).await)
+                        let x = measure(&plain, &url, &body, tasks, run).await;
+                        (x, measure(&ours, &url, &body, tasks, run).await)
                     } else {
-                        let y = rps(&ours, &url, &body, tasks, run).await;
-                        (rps(&plain, &url, &body, tasks, run).await, y)
+                        let y = measure(&ours, &url, &body, tasks, run).await;
+                        (measure(&plain, &url, &body, tasks, run).await, y)
                     };
+                    wall.push(x.rps / y.rps);
+                    cpu.push(y.cpu_us / x.cpu_us);
                     a.push(x);
                     b.push(y);
-                    ratios.push(x / y);
                 }
-                let ratio = median(&mut ratios.clone());
-                worst = worst.max(ratio);
-                let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
-                let hi = ratios.iter().copied().fold(0.0, f64::max);
+                let wall_m = median(&mut wall.clone());
+                let cpu_m = median(&mut cpu.clone());
+                worst_wall = worst_wall.max(wall_m);
+                worst_cpu = worst_cpu.max(cpu_m);
+                let pick = |runs: &[Run], f: fn(&Run) -> f64| {
+                    median(&mut runs.iter().map(f).collect::<Vec<_>>())
+                };
                 println!(
-                    "| {label} | {hops} | {tasks} | {:.0} | {:.0} | {ratio:.3} | {lo:.3} – {hi:.3} |",
-                    median(&mut a),
-                    median(&mut b),
+                    "| {label} | {hops} | {tasks} | {a_rps:.0} | {b_rps:.0} | {wall_m:.3} | {wall_s} | \
+                     {a_cpu:.1} | {b_cpu:.1} | {cpu_m:.3} | {cpu_s} |",
+                    a_rps = pick(&a, |r| r.rps),
+                    b_rps = pick(&b, |r| r.rps),
+                    a_cpu = pick(&a, |r| r.cpu_us),
+                    b_cpu = pick(&b, |r| r.cpu_us),
+                    wall_s = spread(&wall),
+                    cpu_s = spread(&cpu),
                 );
             }
         }
     }
-    println!("\nworst median ratio: {worst:.3}\n");
+    println!("\nworst median ratio: wall {worst_wall:.3}, cpu {worst_cpu:.3}\n");
+}
+
+fn spread(values: &[f64]) -> String {
+    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = values.iter().copied().fold(0.0, f64::max);
+    format!("{lo:.3} – {hi:.3}")
 }
 
 // ---------------------------------------------------------------- streaming
@@ -462,6 +468,10 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    if let Ok(spec) = std::env::var("BENCH_ONE") {
+        rt.block_on(one(&base, &spec));
+        return;
+    }
     if all || wanted.contains(&"grid") {
         rt.block_on(grid(&base, rounds));
     }

@@ -1,0 +1,91 @@
+//! The benchmarks' server: lean, so that it costs both sides the same.
+//! `/hop/N` answers 307 to `/hop/N-1`, and 200 at `/hop/0`; every body is
+//! read to the end and dropped.
+#![allow(dead_code)] // each benchmark uses its own part
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+
+/// When the first body byte of the last `/first/...` request arrived.
+pub(crate) static FIRST_BYTE: OnceLock<Mutex<Option<Instant>>> = OnceLock::new();
+/// Body bytes the server has read (to check that a run really sent them).
+pub(crate) static READ_BYTES: AtomicU64 = AtomicU64::new(0);
+/// Connections the server has accepted.
+pub(crate) static ACCEPTED: AtomicU64 = AtomicU64::new(0);
+
+/// `/hop/N...`: 307 to `/hop/N-1...`, and 200 at `/hop/0`. The body is read
+/// to the end and dropped. `/first/...` also notes the first byte's arrival.
+async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = req.uri().path().to_owned();
+    let first = path.starts_with("/first/");
+    let mut body = req.into_body();
+    let mut noted = false;
+    while let Some(Ok(frame)) = body.frame().await {
+        if let Ok(data) = frame.into_data() {
+            if first && !noted && !data.is_empty() {
+                *FIRST_BYTE.get_or_init(Default::default).lock().unwrap() = Some(Instant::now());
+                noted = true;
+            }
+            READ_BYTES.fetch_add(data.len() as u64, Ordering::Relaxed);
+        }
+    }
+    let rest = path
+        .trim_start_matches("/first")
+        .trim_start_matches("/hop/");
+    let n: u32 = rest.split('/').next().unwrap_or("0").parse().unwrap_or(0);
+    let mut response = if n == 0 {
+        Response::new(Full::new(Bytes::from_static(b"ok")))
+    } else {
+        let mut r = Response::new(Full::new(Bytes::new()));
+        *r.status_mut() = StatusCode::TEMPORARY_REDIRECT;
+        let prefix = if first { "/first" } else { "" };
+        r.headers_mut().insert(
+            "location",
+            format!("{prefix}/hop/{}", n - 1).parse().unwrap(),
+        );
+        r
+    };
+    response
+        .headers_mut()
+        .insert("cache-control", "no-store".parse().unwrap());
+    Ok(response)
+}
+
+/// The server, on a runtime thread of its own (one worker: the machine has
+/// two cores, one for each side).
+pub(crate) fn start_server() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                ACCEPTED.fetch_add(1, Ordering::Relaxed);
+                stream.set_nodelay(true).unwrap();
+                tokio::spawn(async move {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service_fn(handle))
+                        .await;
+                });
+            }
+        });
+    });
+    addr
+}

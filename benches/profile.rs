@@ -1,0 +1,53 @@
+//! Instruction counts of N requests through one side, for a deterministic
+//! comparison under callgrind (wall-clock figures on a shared 2-core machine
+//! are noisy; instruction counts are not):
+//!
+//! ```text
+//! cargo bench --bench profile --no-run     # then, for SIDE in reqwest ours, HOPS in 0 1, N in 300 600:
+//! valgrind --tool=callgrind target/release/deps/profile-* SIDE HOPS N
+//! ```
+//!
+//! The per-request cost is the slope: (count at 600 − count at 300) ÷ 300.
+//! Run with no arguments (as `cargo bench` does) it sends 50 requests per
+//! side and exits.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: a panic is the report
+mod common;
+
+use bytes::Bytes;
+use redirect_policy::Policy;
+
+use common::start_server;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() < 4 {
+        for side in ["reqwest", "ours"] {
+            run(side, 1, 50);
+        }
+        return;
+    }
+    run(&args[1], args[2].parse().unwrap(), args[3].parse().unwrap());
+}
+
+fn run(side: &str, hops: u32, n: usize) {
+    let addr = start_server();
+    let url = format!("http://{addr}/hop/{hops}");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let plain = reqwest::Client::builder().build().unwrap();
+        let ours =
+            redirect_policy::Client::from_builder(reqwest::Client::builder(), Policy::standard())
+                .unwrap();
+        for _ in 0..n {
+            let r = if side == "reqwest" {
+                plain.post(&url).body(Bytes::new()).send().await.unwrap()
+            } else {
+                ours.post(&url).body(Bytes::new()).send().await.unwrap()
+            };
+            let _ = r.bytes().await.unwrap();
+        }
+    });
+}
