@@ -4,7 +4,7 @@
 mod support;
 
 use http::{HeaderName, Method, StatusCode};
-use redirect_policy::{Client, Downgrade, ErrorKind, History, Policy};
+use redirect_policy::{Client, Downgrade, ErrorKind, History, HttpsUpgrade, Policy};
 use support::{Reply, Server, TestCert};
 
 const CREDENTIALS: [&str; 5] = [
@@ -235,4 +235,43 @@ async fn https_to_https_on_another_origin_strips_and_replays() {
     let seen = two.one_at("/moved");
     assert_eq!(seen.body, support::pattern(100_000));
     assert_no_credentials(&seen, "https -> https");
+}
+
+/// `http://host` → `https://host` on the default ports keeps credentials (they
+/// were sent to that host already); the option strips them. This needs ports
+/// 80 and 443 on 127.0.0.1, so it needs root, as CI has: elsewhere it says so
+/// and checks nothing (the rule itself is also tested in the engine).
+#[tokio::test]
+async fn http_to_https_upgrade_on_default_ports_keeps_credentials() {
+    let cert = TestCert::new();
+    let (plain, secure) = match (
+        Server::try_start_on(80, None),
+        Server::try_start_on(443, Some(&cert)),
+    ) {
+        (Ok(plain), Ok(secure)) => (plain, secure),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("SKIPPED: ports 80 and 443 on 127.0.0.1 are not available here: {e}");
+            return;
+        }
+    };
+    plain.route("/start", Reply::redirect(301, secure.url("/upgraded")));
+    plain.route("/start2", Reply::redirect(301, secure.url("/stripped")));
+    assert_eq!(secure.url("/upgraded"), "https://127.0.0.1/upgraded");
+
+    let keep = Client::from_builder(cert.client_builder(), Policy::standard()).unwrap();
+    with_credentials(keep.get(plain.url("/start")))
+        .send()
+        .await
+        .unwrap();
+    let seen = secure.one_at("/upgraded");
+    assert_eq!(seen.header("authorization"), Some("Bearer secret-a"));
+    assert_eq!(seen.header("cookie"), Some("session=a"));
+
+    let strict = Policy::standard().https_upgrade(HttpsUpgrade::StripCredentials);
+    let strip = Client::from_builder(cert.client_builder(), strict).unwrap();
+    with_credentials(strip.get(plain.url("/start2")))
+        .send()
+        .await
+        .unwrap();
+    assert_no_credentials(&secure.one_at("/stripped"), "upgrade with StripCredentials");
 }

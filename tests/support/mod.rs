@@ -191,18 +191,27 @@ where
 
 impl Server {
     pub fn start() -> Self {
-        Self::start_with(None)
+        Self::start_with(None, 0)
+    }
+
+    /// A server on a fixed port (for default-port rules: 80 and 443). Fails
+    /// where the port cannot be bound.
+    pub fn try_start_on(port: u16, cert: Option<&TestCert>) -> std::io::Result<Self> {
+        // Probe first, so that a busy or privileged port is an error here,
+        // not a panic on the server thread.
+        drop(std::net::TcpListener::bind(("127.0.0.1", port))?);
+        Ok(Self::start_with(cert.map(TestCert::acceptor), port))
     }
 
     /// An https server with `cert`.
     pub fn start_tls(cert: &TestCert) -> Self {
-        Self::start_with(Some(cert.acceptor()))
+        Self::start_with(Some(cert.acceptor()), 0)
     }
 
-    fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
+    fn start_with(tls: Option<tokio_rustls::TlsAcceptor>, port: u16) -> Self {
         let scheme = if tls.is_some() { "https" } else { "http" };
         let state = Arc::new(Mutex::new(State::default()));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, mut rx) = oneshot::channel::<()>();
@@ -251,9 +260,13 @@ impl Server {
         }
     }
 
-    /// `http://127.0.0.1:PORT` (or https) with no trailing slash.
+    /// `http://127.0.0.1:PORT` (or https) with no trailing slash; the port
+    /// is left out when it is the scheme's default.
     pub fn base(&self) -> String {
-        format!("{}://{}", self.scheme, self.addr)
+        match (self.scheme, self.addr.port()) {
+            ("http", 80) | ("https", 443) => format!("{}://127.0.0.1", self.scheme),
+            _ => format!("{}://{}", self.scheme, self.addr),
+        }
     }
 
     /// The same server under the name `localhost`: another origin.
