@@ -40,6 +40,11 @@ use crate::{Chain, Error, Policy};
 /// (`RequestBuilder::with_extension(policy)`) overrides this middleware's
 /// policy for that request.
 ///
+/// A retry middleware below this one can retry a hop only when its body can
+/// be cloned: bodies from memory can; a streamed body's hop cannot (reqwest
+/// cannot clone a streaming request), so the retry middleware gives up on
+/// it, as it would without this crate.
+///
 /// Errors: a redirect error is `reqwest_middleware::Error::Middleware`
 /// wrapping a [`redirect_policy::Error`](crate::Error) (downcast it to read
 /// the kind and the history); an error of the stack below is passed up
