@@ -119,8 +119,10 @@ async fn run<T: Transport>(
             Ok(response) => response,
             Err(e) => return Err(T::send_failed(&chain, e)),
         };
-        // Only a hook needs the state from before the hop, to stop there.
-        let before = chain.policy().redirect_hook().map(|_| chain.clone());
+        // Only a hook needs the state from before a hop, to stop there.
+        let before = (response.status().is_redirection()
+            && chain.policy().redirect_hook().is_some())
+        .then(|| chain.clone());
         let step = chain
             .on_response(response.status(), response.headers(), body.replay())
             .map_err(T::redirect_failed)?;
