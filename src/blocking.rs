@@ -18,9 +18,8 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::HeaderMap;
 use http::{Method, StatusCode};
 use reqwest::IntoUrl;
 
@@ -96,25 +95,7 @@ impl Client {
         }
     }
 
-    /// Start a `GET`.
-    pub fn get<U: IntoUrl>(&self, url: U) -> RequestBuilder {
-        self.request(Method::GET, url)
-    }
-
-    /// Start a `POST`.
-    pub fn post<U: IntoUrl>(&self, url: U) -> RequestBuilder {
-        self.request(Method::POST, url)
-    }
-
-    /// Start a `PUT`.
-    pub fn put<U: IntoUrl>(&self, url: U) -> RequestBuilder {
-        self.request(Method::PUT, url)
-    }
-
-    /// Start a `DELETE`.
-    pub fn delete<U: IntoUrl>(&self, url: U) -> RequestBuilder {
-        self.request(Method::DELETE, url)
-    }
+    crate::client::shortcut_methods!();
 }
 
 /// A blocking request being built.
@@ -138,36 +119,7 @@ impl RequestBuilder {
         self
     }
 
-    /// Add a header.
-    pub fn header<K, V>(self, key: K, value: V) -> Self
-    where
-        HeaderName: TryFrom<K>,
-        <HeaderName as TryFrom<K>>::Error: Into<http::Error>,
-        HeaderValue: TryFrom<V>,
-        <HeaderValue as TryFrom<V>>::Error: Into<http::Error>,
-    {
-        self.map(|b| b.header(key, value))
-    }
-
-    /// Add several headers.
-    pub fn headers(self, headers: HeaderMap) -> Self {
-        self.map(|b| b.headers(headers))
-    }
-
-    /// Set the body (from memory: `Vec<u8>`, `String`, `Bytes`, `&'static str`).
-    pub fn body<T: Into<reqwest::Body>>(self, body: T) -> Self {
-        self.map(|b| b.body(body))
-    }
-
-    /// Bearer authentication. Stripped on an origin change.
-    pub fn bearer_auth<T: fmt::Display>(self, token: T) -> Self {
-        self.map(|b| b.bearer_auth(token))
-    }
-
-    /// A timeout for the whole chain.
-    pub fn timeout(self, timeout: Duration) -> Self {
-        self.map(|b| b.timeout(timeout))
-    }
+    crate::client::forward_builder_methods!();
 
     /// Follow this request's redirects under `policy`.
     pub fn policy(self, policy: Policy) -> Self {

@@ -1,15 +1,107 @@
 //! [`Client`]: a reqwest client whose redirects are followed by this crate.
 
 use std::fmt;
-use std::time::Duration;
 
-use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::Method;
 use reqwest::IntoUrl;
 
 use crate::error::Detail;
 use crate::follow::follow;
 use crate::{Error, Policy};
+
+/// `get`, `post`, ... on a client with a `request(method, url)` method; the
+/// async and the blocking client share them.
+macro_rules! shortcut_methods {
+    () => {
+        /// Start a `GET`.
+        pub fn get<U: reqwest::IntoUrl>(&self, url: U) -> RequestBuilder {
+            self.request(http::Method::GET, url)
+        }
+
+        /// Start a `POST`.
+        pub fn post<U: reqwest::IntoUrl>(&self, url: U) -> RequestBuilder {
+            self.request(http::Method::POST, url)
+        }
+
+        /// Start a `PUT`.
+        pub fn put<U: reqwest::IntoUrl>(&self, url: U) -> RequestBuilder {
+            self.request(http::Method::PUT, url)
+        }
+
+        /// Start a `PATCH`.
+        pub fn patch<U: reqwest::IntoUrl>(&self, url: U) -> RequestBuilder {
+            self.request(http::Method::PATCH, url)
+        }
+
+        /// Start a `DELETE`.
+        pub fn delete<U: reqwest::IntoUrl>(&self, url: U) -> RequestBuilder {
+            self.request(http::Method::DELETE, url)
+        }
+
+        /// Start a `HEAD`.
+        pub fn head<U: reqwest::IntoUrl>(&self, url: U) -> RequestBuilder {
+            self.request(http::Method::HEAD, url)
+        }
+    };
+}
+#[cfg_attr(not(feature = "blocking"), allow(unused_imports))] // the blocking client uses it
+pub(crate) use shortcut_methods;
+
+/// The builder methods that forward to the wrapped builder through
+/// `self.map`; the async and the blocking `RequestBuilder` share them.
+macro_rules! forward_builder_methods {
+    () => {
+        /// Add a header.
+        pub fn header<K, V>(self, key: K, value: V) -> Self
+        where
+            http::HeaderName: TryFrom<K>,
+            <http::HeaderName as TryFrom<K>>::Error: Into<http::Error>,
+            http::HeaderValue: TryFrom<V>,
+            <http::HeaderValue as TryFrom<V>>::Error: Into<http::Error>,
+        {
+            self.map(|b| b.header(key, value))
+        }
+
+        /// Add several headers.
+        pub fn headers(self, headers: http::HeaderMap) -> Self {
+            self.map(|b| b.headers(headers))
+        }
+
+        /// Set the body. Bodies in memory are replayed by reference count; a
+        /// stream (`reqwest::Body::wrap_stream`) is kept as it is sent, up to
+        /// [`Policy::max_replay_body`](crate::Policy::max_replay_body).
+        pub fn body<T: Into<reqwest::Body>>(self, body: T) -> Self {
+            self.map(|b| b.body(body))
+        }
+
+        /// Basic authentication. Stripped on an origin change.
+        pub fn basic_auth<U: std::fmt::Display, P: std::fmt::Display>(
+            self,
+            username: U,
+            password: Option<P>,
+        ) -> Self {
+            self.map(|b| b.basic_auth(username, password))
+        }
+
+        /// Bearer authentication. Stripped on an origin change.
+        pub fn bearer_auth<T: std::fmt::Display>(self, token: T) -> Self {
+            self.map(|b| b.bearer_auth(token))
+        }
+
+        /// A timeout for the whole chain: every hop, and reading the final
+        /// response's body.
+        pub fn timeout(self, timeout: std::time::Duration) -> Self {
+            self.map(|b| b.timeout(timeout))
+        }
+
+        /// The HTTP version to use.
+        pub fn version(self, version: http::Version) -> Self {
+            self.map(|b| b.version(version))
+        }
+    };
+}
+#[cfg_attr(not(feature = "blocking"), allow(unused_imports))] // the blocking client uses it
+pub(crate) use forward_builder_methods;
 
 /// A reqwest client that follows redirects under a [`Policy`].
 ///
@@ -72,6 +164,10 @@ impl Client {
     /// Default headers set on the builder are added by reqwest to *every*
     /// request, on any origin: put credentials on the request instead, so
     /// that they can be stripped.
+    ///
+    /// A client-wide `ClientBuilder::timeout` applies to each hop, as reqwest
+    /// applies it to each request; a timeout set on the request
+    /// ([`RequestBuilder::timeout`]) covers the whole chain.
     pub fn from_builder(builder: reqwest::ClientBuilder, policy: Policy) -> Result<Self, Error> {
         let inner = builder
             .redirect(reqwest::redirect::Policy::none())
@@ -109,35 +205,7 @@ impl Client {
         }
     }
 
-    /// Start a `GET`.
-    pub fn get<U: IntoUrl>(&self, url: U) -> RequestBuilder {
-        self.request(Method::GET, url)
-    }
-
-    /// Start a `POST`.
-    pub fn post<U: IntoUrl>(&self, url: U) -> RequestBuilder {
-        self.request(Method::POST, url)
-    }
-
-    /// Start a `PUT`.
-    pub fn put<U: IntoUrl>(&self, url: U) -> RequestBuilder {
-        self.request(Method::PUT, url)
-    }
-
-    /// Start a `PATCH`.
-    pub fn patch<U: IntoUrl>(&self, url: U) -> RequestBuilder {
-        self.request(Method::PATCH, url)
-    }
-
-    /// Start a `DELETE`.
-    pub fn delete<U: IntoUrl>(&self, url: U) -> RequestBuilder {
-        self.request(Method::DELETE, url)
-    }
-
-    /// Start a `HEAD`.
-    pub fn head<U: IntoUrl>(&self, url: U) -> RequestBuilder {
-        self.request(Method::HEAD, url)
-    }
+    shortcut_methods!();
 }
 
 /// A request being built; [`RequestBuilder::send`] sends it and follows its
@@ -164,53 +232,7 @@ impl RequestBuilder {
         self
     }
 
-    /// Add a header.
-    pub fn header<K, V>(self, key: K, value: V) -> Self
-    where
-        HeaderName: TryFrom<K>,
-        <HeaderName as TryFrom<K>>::Error: Into<http::Error>,
-        HeaderValue: TryFrom<V>,
-        <HeaderValue as TryFrom<V>>::Error: Into<http::Error>,
-    {
-        self.map(|b| b.header(key, value))
-    }
-
-    /// Add several headers.
-    pub fn headers(self, headers: HeaderMap) -> Self {
-        self.map(|b| b.headers(headers))
-    }
-
-    /// Set the body. Bodies in memory are replayed by reference count; a
-    /// stream (`reqwest::Body::wrap_stream`) is buffered as it is sent, up to
-    /// [`Policy::max_replay_body`].
-    pub fn body<T: Into<reqwest::Body>>(self, body: T) -> Self {
-        self.map(|b| b.body(body))
-    }
-
-    /// Basic authentication. Stripped on an origin change.
-    pub fn basic_auth<U: fmt::Display, P: fmt::Display>(
-        self,
-        username: U,
-        password: Option<P>,
-    ) -> Self {
-        self.map(|b| b.basic_auth(username, password))
-    }
-
-    /// Bearer authentication. Stripped on an origin change.
-    pub fn bearer_auth<T: fmt::Display>(self, token: T) -> Self {
-        self.map(|b| b.bearer_auth(token))
-    }
-
-    /// A timeout for the whole chain: every hop, and reading the final
-    /// response's body.
-    pub fn timeout(self, timeout: Duration) -> Self {
-        self.map(|b| b.timeout(timeout))
-    }
-
-    /// The HTTP version to use.
-    pub fn version(self, version: http::Version) -> Self {
-        self.map(|b| b.version(version))
-    }
+    forward_builder_methods!();
 
     /// Follow this request's redirects under `policy` instead of the
     /// client's.
