@@ -129,6 +129,11 @@ impl Chain {
     /// limit, a rule changed since) is simply not taken: the server answers
     /// for itself then.
     fn apply_remembered(&mut self) {
+        // A hook must see every 3xx, with its headers: a remembered one has
+        // none, so with a hook the server is asked every time.
+        if self.policy.redirect_hook().is_some() {
+            return;
+        }
         let Some(memory) = self.policy.permanent_memory().cloned() else {
             return;
         };

@@ -289,6 +289,10 @@ impl Policy {
     /// Remember 301 and 308 targets in `memory`, so that later requests to
     /// the same URL go straight to the target (opt-in). Clones of the memory
     /// are shared, so one memory can serve many clients and policies.
+    ///
+    /// With a [`hook`](Policy::hook) set, remembered redirects are not
+    /// applied (they are still recorded): the hook must see every 3xx and
+    /// its headers, which a remembered redirect does not have.
     #[must_use]
     pub fn permanent_redirects(mut self, memory: PermanentRedirects) -> Self {
         self.permanent = Some(memory);

@@ -301,3 +301,23 @@ async fn permanent_redirects_are_remembered_and_save_a_round_trip() {
     assert!(hop.is_remembered());
     assert_eq!(hop.status(), StatusCode::MOVED_PERMANENTLY);
 }
+
+#[tokio::test]
+async fn a_hook_sees_every_permanent_redirect_even_with_a_memory() {
+    let a = Server::start();
+    a.route("/old", Reply::redirect(301, "/new"));
+    let calls = Arc::new(Mutex::new(0));
+    let counter = Arc::clone(&calls);
+    let policy = Policy::standard()
+        .permanent_redirects(PermanentRedirects::new(8, Duration::from_secs(60)))
+        .hook(move |redirect: Redirect| {
+            *counter.lock().unwrap() += 1;
+            async move { Ok::<_, BoxError>(redirect.follow()) }
+        });
+    let client = Client::new(policy);
+    for _ in 0..2 {
+        client.get(a.url("/old")).send().await.unwrap();
+    }
+    assert_eq!(*calls.lock().unwrap(), 2);
+    assert_eq!(a.seen_at("/old").len(), 2, "no shortcut past the hook");
+}
