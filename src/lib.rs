@@ -108,6 +108,7 @@
 //! | `tracing` | yes | a `redirect_policy.follow` span per request and a debug event per hop (status, from, to, methods, body action, names of stripped headers; URLs without query) |
 //! | `middleware` | no | `FollowRedirectsMiddleware` for reqwest-middleware 0.5 |
 //! | `blocking` | no | `blocking::Client`, for code that does not run async |
+//! | `http2` | no | reqwest's HTTP/2 (replays, early 3xx and the rules are tested over h2 too) |
 //! | `spill` | no | `Policy::spill_to_disk`: a streamed body's replay buffer spills to a temporary file past a threshold, so bodies larger than memory can follow a 307 |
 //!
 //! Opt-in behaviour that needs no feature: the redirect hook

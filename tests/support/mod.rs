@@ -183,8 +183,10 @@ async fn serve<IO>(io: IO, state: Arc<Mutex<State>>)
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    // HTTP/1.1, or HTTP/2 with prior knowledge (h2c), whichever the client
+    // speaks.
     let service = service_fn(move |req| handle(Arc::clone(&state), req));
-    let _ = hyper::server::conn::http1::Builder::new()
+    let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
         .serve_connection(TokioIo::new(io), service)
         .await;
 }
