@@ -164,13 +164,24 @@ impl Chain {
     }
 
     /// Take a hook's edits of the next request. Its URL must still be http or
-    /// https; its headers are taken as they are.
+    /// https, and may not go from https to http unless the policy allows it;
+    /// its headers are taken as they are (headers the hook leaves in place go
+    /// to the URL it chose).
     pub fn apply_edits(&mut self, next: NextRequest) -> Result<(), Error> {
         if !matches!(next.url.scheme(), "http" | "https") {
             let scheme = next.url.scheme().to_owned();
             return Err(self
                 .error(Detail::SchemeNotAllowed { scheme })
                 .with_url(next.url));
+        }
+        let from_https = self
+            .history
+            .last()
+            .map_or(self.url.scheme(), |hop| hop.url.scheme())
+            == "https";
+        if from_https && next.url.scheme() == "http" && self.policy.downgrade() == Downgrade::Refuse
+        {
+            return Err(self.error(Detail::InsecureRedirect).with_url(next.url));
         }
         self.headers = next.headers;
         if next.url != self.url {
@@ -641,6 +652,30 @@ mod tests {
         let mut s = Scenario::new(allow, "POST", "https://a.test/");
         assert_eq!(s.respond(307, "http://a.test/").unwrap(), Step::Follow);
         assert!(!s.has("authorization"), "credentials still stripped");
+    }
+
+    #[test]
+    fn hook_edits_obey_scheme_and_downgrade_rules() {
+        let mut s = Scenario::new(Policy::standard(), "GET", "https://a.test/");
+        s.respond(307, "/next").unwrap();
+        let mut next = s.chain.next_request();
+        next.set_url(Url::parse("http://a.test/clear").unwrap());
+        let err = s.chain.apply_edits(next).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InsecureRedirect);
+        let mut next = s.chain.next_request();
+        next.set_url(Url::parse("ftp://a.test/").unwrap());
+        assert_eq!(
+            s.chain.apply_edits(next).unwrap_err().kind(),
+            ErrorKind::SchemeNotAllowed
+        );
+        let mut next = s.chain.next_request();
+        next.set_url(Url::parse("https://b.test/other").unwrap());
+        s.chain.apply_edits(next).unwrap();
+        assert_eq!(s.chain.url().as_str(), "https://b.test/other");
+        assert_eq!(
+            s.chain.history().last().unwrap().next_url().as_str(),
+            "https://b.test/other"
+        );
     }
 
     #[test]

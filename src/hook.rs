@@ -83,7 +83,10 @@ impl NextRequest {
     }
 
     /// Change the URL. Only http and https are accepted; anything else fails
-    /// the chain with [`ErrorKind::SchemeNotAllowed`](crate::ErrorKind::SchemeNotAllowed).
+    /// the chain with [`ErrorKind::SchemeNotAllowed`](crate::ErrorKind::SchemeNotAllowed),
+    /// and https → http fails with [`ErrorKind::InsecureRedirect`](crate::ErrorKind::InsecureRedirect)
+    /// unless the policy allows it. The headers are not stripped again for
+    /// the new URL: remove any that must not go there.
     pub fn set_url(&mut self, url: Url) {
         self.url = url;
     }
