@@ -1,6 +1,7 @@
 //! [`Client`]: a reqwest client whose redirects are followed by this crate.
 
 use std::fmt;
+use std::future::Future;
 
 use http::Method;
 use reqwest::IntoUrl;
@@ -192,8 +193,11 @@ impl Client {
     ///
     /// A timeout set on the request covers the whole chain. The final
     /// response carries a [`History`](crate::History) in its extensions.
-    pub async fn execute(&self, request: reqwest::Request) -> Result<reqwest::Response, Error> {
-        follow(&self.inner, self.policy.clone(), request).await
+    pub fn execute(
+        &self,
+        request: reqwest::Request,
+    ) -> impl Future<Output = Result<reqwest::Response, Error>> + Send + 'static {
+        follow(self.inner.clone(), self.policy.clone(), request)
     }
 
     /// Start a request with any method.
@@ -258,12 +262,17 @@ impl RequestBuilder {
     }
 
     /// Send the request and follow its redirects.
-    pub async fn send(self) -> Result<reqwest::Response, Error> {
-        let policy = self.policy.unwrap_or_else(|| self.client.policy.clone());
-        let request = self
-            .inner
+    pub fn send(self) -> impl Future<Output = Result<reqwest::Response, Error>> + Send + 'static {
+        let Self {
+            client,
+            inner,
+            policy,
+        } = self;
+        let policy = policy.unwrap_or_else(|| client.policy.clone());
+        let pending = inner
             .build()
-            .map_err(|e| Error::new(Detail::InvalidRequest(Box::new(e))))?;
-        follow(&self.client.inner, policy, request).await
+            .map(|request| follow(client.inner, policy, request))
+            .map_err(|e| Error::new(Detail::InvalidRequest(Box::new(e))));
+        async move { pending?.await }
     }
 }

@@ -33,7 +33,7 @@ pub(crate) trait Transport: Send {
     fn redirect_failed(error: Error) -> Self::Error;
 }
 
-impl Transport for &reqwest::Client {
+impl Transport for reqwest::Client {
     type SendError = reqwest::Error;
     type Error = Error;
 
@@ -58,14 +58,15 @@ impl Transport for &reqwest::Client {
 }
 
 /// Send `request` and follow its redirects under `policy`.
-pub(crate) async fn follow<T: Transport>(
+///
+/// Not an `async fn`: the chain's state is large, so it is boxed here, once,
+/// and what the caller holds and moves is a pointer and a span (measured: the
+/// unboxed futures cost ~1.5k instructions of memcpy per request).
+pub(crate) fn follow<T: Transport>(
     transport: T,
     policy: Policy,
     request: reqwest::Request,
-) -> Result<reqwest::Response, T::Error> {
-    // Boxed: the chain's state is large, and a boxed future is moved as one
-    // pointer through the layers above (measured: ~1.5k instructions of
-    // memcpy per request otherwise).
+) -> impl Future<Output = Result<reqwest::Response, T::Error>> {
     #[cfg(feature = "tracing")]
     {
         use tracing::Instrument as _;
@@ -74,13 +75,11 @@ pub(crate) async fn follow<T: Transport>(
             method = %request.method(),
             url = %Shown(request.url()),
         );
-        Box::pin(run(transport, policy, request))
-            .instrument(span)
-            .await
+        Box::pin(run(transport, policy, request)).instrument(span)
     }
     #[cfg(not(feature = "tracing"))]
     {
-        Box::pin(run(transport, policy, request)).await
+        Box::pin(run(transport, policy, request))
     }
 }
 
