@@ -240,34 +240,29 @@ fn stream_of(data: Bytes, chunk: usize) -> reqwest::Body {
     reqwest::Body::wrap_stream(stream)
 }
 
+/// Mean time per request over 40 POSTs of `data`, streamed or from memory.
+async fn mean_time(side: &Side, url: &str, data: &Bytes, streamed: bool) -> f64 {
+    let n = 40;
+    let started = Instant::now();
+    for _ in 0..n {
+        let body = if streamed {
+            stream_of(data.clone(), 64 * 1024)
+        } else {
+            data.clone().into()
+        };
+        let response = side.post(url, body).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let _ = response.bytes().await.unwrap();
+    }
+    started.elapsed().as_secs_f64() / f64::from(n)
+}
+
 async fn streaming(base: &str, rounds: usize) {
     let (plain, ours) = sides();
-    let Side::Ours(ours_client) = &ours else {
-        unreachable!()
-    };
     let data = Bytes::from(vec![3u8; 1024 * 1024]);
     let url = format!("{base}/hop/1");
     println!("## Streaming: a 1 MiB body through one 307 (redirect-policy)\n");
-    let time = |streamed: bool| {
-        let data = data.clone();
-        let url = url.clone();
-        let client = ours_client.clone();
-        async move {
-            let n = 40;
-            let started = Instant::now();
-            for _ in 0..n {
-                let body = if streamed {
-                    stream_of(data.clone(), 64 * 1024)
-                } else {
-                    data.clone().into()
-                };
-                let r = client.post(&url).body(body).send().await.unwrap();
-                assert_eq!(r.status(), StatusCode::OK);
-                let _ = r.bytes().await.unwrap();
-            }
-            started.elapsed().as_secs_f64() / f64::from(n)
-        }
-    };
+    let time = |streamed: bool| mean_time(&ours, &url, &data, streamed);
     time(true).await;
     time(false).await;
     let (mut s, mut m, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
@@ -299,22 +294,7 @@ async fn streaming(base: &str, rounds: usize) {
     // What streaming itself costs in hyper (chunked framing, a write per
     // chunk), with no redirect and no replay buffer: plain reqwest.
     let direct = format!("{base}/hop/0");
-    let plain_time = |streamed: bool| {
-        let (data, direct, side) = (data.clone(), direct.clone(), plain.clone());
-        async move {
-            let n = 40;
-            let started = Instant::now();
-            for _ in 0..n {
-                let body = if streamed {
-                    stream_of(data.clone(), 64 * 1024)
-                } else {
-                    data.clone().into()
-                };
-                let _ = side.post(&direct, body).await.bytes().await.unwrap();
-            }
-            started.elapsed().as_secs_f64() / f64::from(n)
-        }
-    };
+    let plain_time = |streamed: bool| mean_time(&plain, &direct, &data, streamed);
     let mut inherent = Vec::new();
     for _ in 0..rounds {
         let x = plain_time(true).await;
