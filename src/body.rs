@@ -1,36 +1,531 @@
 //! The replay buffer: keeps a request body so that a 307/308 can send it
 //! again, byte for byte.
 //!
-//! - A body in memory is a reference-counted `Bytes` inside `reqwest::Body`;
-//!   each hop gets a clone of the handle, never of the bytes.
+//! - A body in memory is a reference-counted `Bytes`; each hop gets a clone
+//!   of the handle, never of the bytes.
 //! - A stream is sent at once through a tee. Each chunk goes to the wire and
 //!   (by reference count, not copy) into the replay buffer, up to the cap.
 //!   When a server answers before it has read the whole body, the next hop
 //!   sends the buffered prefix and then the part of the source that was never
 //!   pulled. Nothing is lost, duplicated or reordered.
+//!
+//! # The invariant
+//!
+//! A reader of the tee yields exactly the original bytes, or ends in an
+//! error (so that the transport aborts its request instead of completing
+//! it); its size hint is exactly what it will send. Only one reader, the
+//! newest, may read. The loop talks to the tee in three moves:
+//!
+//! 1. [`Replay::pause`], the moment a 3xx head arrives and before anything
+//!    else is awaited: the current reader can pull nothing more (it parks),
+//!    and the answer is whether the body can be replayed *at that moment*.
+//! 2. Then one of: [`Replay::resume`] (the 3xx is the final response: the
+//!    hop goes on as it was), [`Replay::next_body`] (a replay: the old reader
+//!    is woken and fails at once, so its transport resets or closes the old
+//!    hop and lets its connection go), or [`Replay::retire`] (the body is
+//!    dropped: the old reader fails the same way).
+//! 3. Dropping the [`Replay`] while paused retires too, so that no reader is
+//!    left parked for ever; dropping it otherwise lets the current reader
+//!    finish on its own and stops buffering.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
-use http_body::{Body as _, Frame, SizeHint};
+use http::HeaderMap;
+use http_body::{Body, Frame, SizeHint};
 
 use crate::error::BoxError;
 use crate::BodyReplay;
 
-/// The request body of one chain, kept for the hops that replay it.
+/// How much of a stream is kept, and where.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    /// The most bytes kept for replay, in memory and on disk together.
+    pub(crate) cap: usize,
+    /// Past this many bytes in memory, the rest goes to a temporary file.
+    #[cfg_attr(not(feature = "spill"), allow(dead_code))] // read by the spill path only
+    pub(crate) spill_after: Option<usize>,
+}
+
+/// The request body of one chain, held by the loop for the hops that replay
+/// it.
 #[derive(Debug)]
-pub(crate) enum ReplayBody {
+pub(crate) enum Replay<B> {
     /// No body.
     None,
     /// In memory: each hop gets a reference-count clone.
     Memory(Bytes),
     /// A stream, teed into a shared buffer.
-    Stream(Arc<Mutex<Tee>>),
+    Stream(Arc<Mutex<Tee<B>>>),
 }
 
-impl ReplayBody {
+/// One hop's body.
+#[derive(Debug)]
+pub(crate) enum HopBody<B> {
+    /// The body in memory, handed out whole on the first poll.
+    Memory(Option<Bytes>),
+    /// A reader of the tee.
+    Stream(TeeReader<B>),
+}
+
+impl<B> Replay<B>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    /// Tee a streamed body; the returned body is the one to send on the
+    /// first hop, at once.
+    pub(crate) fn stream(source: B, limits: Limits) -> (Self, HopBody<B>) {
+        let tee = Arc::new(Mutex::new(Tee::new(source, limits)));
+        let first = HopBody::Stream(TeeReader::new(Arc::clone(&tee), 0));
+        (Self::Stream(tee), first)
+    }
+
+    /// Whether the body is there at all.
+    pub(crate) fn is_some(&self) -> bool {
+        !matches!(self, Self::None)
+    }
+
+    /// Stop the current reader where it is (it parks until it is resumed or
+    /// retired), and say whether the body can be sent again from its first
+    /// byte. Deciding and stopping are one step under the tee's lock, so no
+    /// chunk can be pulled past the answer given.
+    pub(crate) fn pause(&self) -> BodyReplay {
+        match self {
+            Self::None | Self::Memory(_) => BodyReplay::Available,
+            Self::Stream(tee) => {
+                let mut tee = lock(tee);
+                tee.paused = true;
+                tee.replay()
+            }
+        }
+    }
+
+    /// Let a paused reader go on: the response that paused it is final.
+    pub(crate) fn resume(&self) {
+        if let Self::Stream(tee) = self {
+            let mut tee = lock(tee);
+            tee.paused = false;
+            tee.wake();
+        }
+    }
+
+    /// End the current reader: it fails when next polled, and it is woken so
+    /// that its transport polls it now.
+    pub(crate) fn retire(&self) {
+        if let Self::Stream(tee) = self {
+            lock(tee).retire();
+        }
+    }
+
+    /// A body for the next send: the whole body from its first byte. The
+    /// reader handed out before is retired. `None` when a stream can no
+    /// longer be replayed (the chain was told so by [`Replay::pause`]).
+    pub(crate) fn next_body(&self) -> Option<HopBody<B>> {
+        match self {
+            Self::None => None,
+            Self::Memory(bytes) => Some(HopBody::Memory(Some(bytes.clone()))),
+            Self::Stream(tee) => {
+                let generation = {
+                    let mut tee = lock(tee);
+                    if tee.replay() != BodyReplay::Available {
+                        tee.retire();
+                        return None;
+                    }
+                    tee.retire();
+                    tee.generation
+                };
+                Some(HopBody::Stream(TeeReader::new(Arc::clone(tee), generation)))
+            }
+        }
+    }
+}
+
+impl<B> Drop for Replay<B> {
+    fn drop(&mut self) {
+        if let Self::Stream(tee) = self {
+            let mut tee = lock(tee);
+            if tee.paused {
+                tee.retire();
+            } else {
+                // No hop will replay it now: stop keeping what is sent.
+                tee.keep = false;
+            }
+        }
+    }
+}
+
+fn lock<B>(tee: &Mutex<Tee<B>>) -> MutexGuard<'_, Tee<B>> {
+    // A panic while the lock was held leaves no broken invariant that
+    // matters more than the panic itself; go on with the data as it is.
+    tee.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TeeState {
+    /// The source has more to give; everything pulled so far is buffered.
+    Open,
+    /// The source is finished and all of it is buffered.
+    Ended,
+    /// More than `cap` bytes were pulled: the buffer was let go.
+    OverCap,
+    /// The source failed, or the buffer could not be written.
+    Failed,
+}
+
+/// The state shared by every reader of one streamed body.
+pub(crate) struct Tee<B> {
+    source: Option<Pin<Box<B>>>,
+    /// The first `in_memory` bytes kept, as the chunks that came.
+    chunks: Vec<Bytes>,
+    in_memory: u64,
+    /// Every data byte pulled from the source so far. While the state is
+    /// `Open` or `Ended`, all of them are kept: `in_memory` in `chunks`, the
+    /// rest in the file.
+    pulled: u64,
+    /// The source's trailers, once they came.
+    trailers: Option<HeaderMap>,
+    limits: Limits,
+    /// The bytes past `in_memory`, when the stream outgrew the spill limit.
+    #[cfg(feature = "spill")]
+    file: Option<crate::spill::SpillFile>,
+    state: TeeState,
+    /// Keep what is pulled (false once no hop can replay it any more).
+    keep: bool,
+    /// A 3xx head came: the current reader must wait for the decision.
+    paused: bool,
+    /// Only the reader of this generation may read.
+    generation: u64,
+    /// The current reader's waker, from its last `Pending`.
+    waker: Option<Waker>,
+}
+
+impl<B> std::fmt::Debug for Tee<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tee")
+            .field("pulled", &self.pulled)
+            .field("limits", &self.limits)
+            .field("state", &self.state)
+            .field("paused", &self.paused)
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B> Tee<B> {
+    fn new(source: B, limits: Limits) -> Self {
+        Self {
+            source: Some(Box::pin(source)),
+            chunks: Vec::new(),
+            in_memory: 0,
+            pulled: 0,
+            trailers: None,
+            limits,
+            #[cfg(feature = "spill")]
+            file: None,
+            state: TeeState::Open,
+            keep: true,
+            paused: false,
+            generation: 0,
+            waker: None,
+        }
+    }
+
+    fn replay(&self) -> BodyReplay {
+        match self.state {
+            TeeState::Open | TeeState::Ended => BodyReplay::Available,
+            TeeState::OverCap => BodyReplay::OverCap,
+            TeeState::Failed => BodyReplay::Failed,
+        }
+    }
+
+    fn wake(&mut self) {
+        if let Some(waker) = self.waker.take() {
+            waker.wake();
+        }
+    }
+
+    /// Make the current reader stale, and wake it so that it fails now
+    /// rather than whenever its transport happens to poll it again.
+    fn retire(&mut self) {
+        self.generation += 1;
+        self.paused = false;
+        self.wake();
+    }
+
+    /// Let the buffer go: what was pulled can no longer be sent again.
+    fn drop_buffer(&mut self, state: TeeState) {
+        self.state = state;
+        self.chunks = Vec::new();
+        self.in_memory = 0;
+        self.trailers = None;
+        #[cfg(feature = "spill")]
+        {
+            self.file = None;
+        }
+    }
+
+    /// Keep a chunk just pulled from the source by the reader at the tail.
+    fn keep(&mut self, data: &Bytes) {
+        self.pulled += data.len() as u64;
+        if !self.keep || self.state != TeeState::Open {
+            return;
+        }
+        if self.pulled > self.limits.cap as u64 {
+            self.drop_buffer(TeeState::OverCap);
+            return;
+        }
+        #[cfg(feature = "spill")]
+        if self.limits.spill_after.is_some_and(|limit| {
+            self.file.is_some() || self.in_memory + data.len() as u64 > limit as u64
+        }) {
+            let written = match self.file.as_mut() {
+                Some(file) => file.append(data),
+                None => crate::spill::SpillFile::create().and_then(|mut file| {
+                    file.append(data)?;
+                    self.file = Some(file);
+                    Ok(())
+                }),
+            };
+            if written.is_err() {
+                // The upload goes on; only its replay is lost.
+                self.drop_buffer(TeeState::Failed);
+            }
+            return;
+        }
+        self.in_memory += data.len() as u64;
+        self.chunks.push(data.clone());
+    }
+}
+
+/// One send of a streamed body: the buffered chunks first, then the source.
+pub(crate) struct TeeReader<B> {
+    tee: Arc<Mutex<Tee<B>>>,
+    generation: u64,
+    /// The next in-memory chunk to send.
+    next_chunk: usize,
+    /// Data bytes sent so far.
+    sent: u64,
+    /// The trailers were sent (or there were none and the end was).
+    done: bool,
+}
+
+impl<B> std::fmt::Debug for TeeReader<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TeeReader")
+            .field("generation", &self.generation)
+            .field("sent", &self.sent)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The error of a reader that is no longer the newest.
+#[derive(Debug, thiserror::Error)]
+#[error("this request body was handed to a redirected request")]
+pub(crate) struct Superseded;
+
+impl<B> TeeReader<B> {
+    fn new(tee: Arc<Mutex<Tee<B>>>, generation: u64) -> Self {
+        Self {
+            tee,
+            generation,
+            next_chunk: 0,
+            sent: 0,
+            done: false,
+        }
+    }
+}
+
+impl<B> Body for TeeReader<B>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        let mut guard = lock(&this.tee);
+        let tee = &mut *guard;
+        if tee.generation != this.generation {
+            // A stale reader that already sent the whole body just ends;
+            // any other fails, so that its hop is aborted, never completed.
+            if tee.state == TeeState::Ended && this.sent == tee.pulled && tee.trailers.is_none() {
+                this.done = true;
+                return Poll::Ready(None);
+            }
+            return Poll::Ready(Some(Err(Box::new(Superseded))));
+        }
+        if tee.paused {
+            tee.waker = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        // What was kept, in order: the chunks in memory, then the file.
+        if let Some(chunk) = tee.chunks.get_mut(this.next_chunk) {
+            this.next_chunk += 1;
+            // Once nothing can replay it, a chunk is handed over, not shared.
+            let chunk = if tee.keep {
+                chunk.clone()
+            } else {
+                std::mem::take(chunk)
+            };
+            this.sent += chunk.len() as u64;
+            return Poll::Ready(Some(Ok(Frame::data(chunk))));
+        }
+        #[cfg(feature = "spill")]
+        if let Some(file) = tee.file.as_mut() {
+            let offset = this.sent - tee.in_memory;
+            if offset < file.len() {
+                return Poll::Ready(Some(match file.read_at(offset) {
+                    Ok(chunk) => {
+                        this.sent += chunk.len() as u64;
+                        Ok(Frame::data(chunk))
+                    }
+                    Err(e) => {
+                        tee.drop_buffer(TeeState::Failed);
+                        Err(Box::new(e))
+                    }
+                }));
+            }
+        }
+        if this.sent < tee.pulled {
+            // Bytes were pulled that this reader never got and that are no
+            // longer kept: sending on would send a body with a hole in it.
+            return Poll::Ready(Some(Err(Box::new(Superseded))));
+        }
+        let Some(source) = tee.source.as_mut() else {
+            this.done = true;
+            return Poll::Ready(tee.trailers.clone().map(|t| Ok(Frame::trailers(t))));
+        };
+        loop {
+            match source.as_mut().poll_frame(cx) {
+                Poll::Pending => {
+                    tee.waker = Some(cx.waker().clone());
+                    return Poll::Pending;
+                }
+                Poll::Ready(None) => {
+                    tee.source = None;
+                    if tee.state == TeeState::Open {
+                        tee.state = TeeState::Ended;
+                    }
+                    this.done = true;
+                    return Poll::Ready(None);
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    tee.source = None;
+                    tee.drop_buffer(TeeState::Failed);
+                    this.done = true;
+                    return Poll::Ready(Some(Err(e.into())));
+                }
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    // An empty chunk says nothing; an h2 peer may even count
+                    // empty DATA frames against the connection.
+                    Ok(data) if data.is_empty() => {}
+                    Ok(data) => {
+                        tee.keep(&data);
+                        // The reader at the tail has what it just kept.
+                        this.next_chunk = tee.chunks.len();
+                        this.sent += data.len() as u64;
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
+                    Err(frame) => {
+                        if let Some(trailers) = frame.trailers_ref() {
+                            // Trailers are a body's last frame: it has ended.
+                            if tee.keep && tee.state == TeeState::Open {
+                                tee.trailers = Some(trailers.clone());
+                                tee.state = TeeState::Ended;
+                            }
+                            tee.source = None;
+                            this.done = true;
+                        }
+                        return Poll::Ready(Some(Ok(frame)));
+                    }
+                },
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        if self.done {
+            return true;
+        }
+        let tee = lock(&self.tee);
+        tee.generation == self.generation
+            && tee.source.is_none()
+            && tee.trailers.is_none()
+            && tee.state == TeeState::Ended
+            && self.sent == tee.pulled
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let tee = lock(&self.tee);
+        let unsent = tee.pulled.saturating_sub(self.sent);
+        match &tee.source {
+            None => SizeHint::with_exact(unsent),
+            Some(source) => {
+                let hint = source.size_hint();
+                let mut out = SizeHint::new();
+                out.set_lower(hint.lower() + unsent);
+                if let Some(upper) = hint.upper() {
+                    out.set_upper(upper + unsent);
+                }
+                out
+            }
+        }
+    }
+}
+
+impl<B> Body for HopBody<B>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            Self::Memory(bytes) => Poll::Ready(
+                bytes
+                    .take()
+                    .filter(|b| !b.is_empty())
+                    .map(|b| Ok(Frame::data(b))),
+            ),
+            Self::Stream(reader) => Pin::new(reader).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Memory(bytes) => bytes.as_ref().is_none_or(Bytes::is_empty),
+            Self::Stream(reader) => reader.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Memory(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
+            Self::Stream(reader) => reader.size_hint(),
+        }
+    }
+}
+
+// The reqwest adapter's side: reqwest bodies in, reqwest bodies out.
+impl Replay<reqwest::Body> {
     /// Take the body of a request. A streaming body is wrapped so that what
     /// it sends is buffered up to `cap` bytes; the returned body is the one
     /// to send on the first hop.
@@ -46,64 +541,31 @@ impl ReplayBody {
                     Some(reqwest::Body::from(bytes)),
                 ),
                 // Not reached: a body with bytes is ready at once.
-                Err(body) => Self::stream(body, limits),
+                Err(body) => {
+                    let (this, first) = Self::stream(body, limits);
+                    (this, Some(first.into_reqwest()))
+                }
             },
-            Some(body) => Self::stream(body, limits),
-        }
-    }
-
-    fn stream(body: reqwest::Body, limits: Limits) -> (Self, Option<reqwest::Body>) {
-        let this = Self::Stream(Arc::new(Mutex::new(Tee {
-            source: Some(Box::pin(body)),
-            chunks: Vec::new(),
-            in_memory: 0,
-            buffered: 0,
-            limits,
-            #[cfg(feature = "spill")]
-            file: None,
-            state: TeeState::Open,
-            generation: 0,
-        })));
-        let first = this.next_body();
-        (this, first)
-    }
-
-    pub(crate) fn is_some(&self) -> bool {
-        !matches!(self, Self::None)
-    }
-
-    /// Whether the body can be sent again now.
-    pub(crate) fn replay(&self) -> BodyReplay {
-        match self {
-            Self::None | Self::Memory(_) => BodyReplay::Available,
-            Self::Stream(tee) => match lock(tee).state {
-                TeeState::Open | TeeState::Ended => BodyReplay::Available,
-                TeeState::OverCap => BodyReplay::OverCap,
-                TeeState::Failed => BodyReplay::Failed,
-            },
-        }
-    }
-
-    /// A body for the next send: the whole body from its first byte. For a
-    /// stream, any body handed out before stops working (it fails if still
-    /// polled), so that an abandoned connection cannot take chunks away from
-    /// the new request.
-    pub(crate) fn next_body(&self) -> Option<reqwest::Body> {
-        match self {
-            Self::None => None,
-            Self::Memory(bytes) => Some(reqwest::Body::from(bytes.clone())),
-            Self::Stream(tee) => {
-                let generation = {
-                    let mut tee = lock(tee);
-                    tee.generation += 1;
-                    tee.generation
-                };
-                Some(reqwest::Body::wrap(TeeReader {
-                    tee: Arc::clone(tee),
-                    generation,
-                    cursor: Cursor::default(),
-                }))
+            Some(body) => {
+                let (this, first) = Self::stream(body, limits);
+                (this, Some(first.into_reqwest()))
             }
+        }
+    }
+
+    /// [`Replay::next_body`] as a reqwest body.
+    pub(crate) fn next_reqwest_body(&self) -> Option<reqwest::Body> {
+        self.next_body().map(HopBody::into_reqwest)
+    }
+}
+
+impl HopBody<reqwest::Body> {
+    /// A reqwest body: from memory it stays reusable (reqwest can clone the
+    /// request, and a retry below can re-send it).
+    fn into_reqwest(self) -> reqwest::Body {
+        match self {
+            Self::Memory(bytes) => reqwest::Body::from(bytes.unwrap_or_default()),
+            Self::Stream(reader) => reqwest::Body::wrap(reader),
         }
     }
 }
@@ -111,7 +573,7 @@ impl ReplayBody {
 /// The `Bytes` inside an in-memory reqwest body, without copying them:
 /// reqwest hands its reusable chunk out whole on the first poll.
 fn memory_bytes(mut body: reqwest::Body) -> Result<Bytes, reqwest::Body> {
-    let mut cx = Context::from_waker(std::task::Waker::noop());
+    let mut cx = Context::from_waker(Waker::noop());
     match Pin::new(&mut body).poll_frame(&mut cx) {
         Poll::Ready(None) => Ok(Bytes::new()),
         Poll::Ready(Some(Ok(frame))) => frame.into_data().map_err(|_| body),
@@ -119,304 +581,273 @@ fn memory_bytes(mut body: reqwest::Body) -> Result<Bytes, reqwest::Body> {
     }
 }
 
-fn lock(tee: &Mutex<Tee>) -> MutexGuard<'_, Tee> {
-    // A panic while the lock was held leaves no broken invariant that
-    // matters more than the panic itself; go on with the data as it is.
-    tee.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum TeeState {
-    /// The source has more to give; everything pulled so far is buffered.
-    Open,
-    /// The source is finished and all of it is buffered.
-    Ended,
-    /// More than `cap` bytes were pulled: the buffer was let go.
-    OverCap,
-    /// The source failed.
-    Failed,
-}
-
-/// How much of a stream is kept, and where.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Limits {
-    /// The most bytes kept for replay, in memory and on disk together.
-    pub(crate) cap: usize,
-    /// Past this many bytes in memory, the rest goes to a temporary file.
-    #[cfg_attr(not(feature = "spill"), allow(dead_code))] // read by the spill path only
-    pub(crate) spill_after: Option<usize>,
-}
-
-/// The state shared by every reader of one streamed body.
-pub(crate) struct Tee {
-    source: Option<Pin<Box<reqwest::Body>>>,
-    /// The first `in_memory` bytes kept, as the chunks that came.
-    chunks: Vec<Bytes>,
-    in_memory: usize,
-    /// All bytes kept: `in_memory` plus what went to the file.
-    buffered: usize,
-    limits: Limits,
-    /// The bytes past `in_memory`, when the stream outgrew the spill limit.
-    #[cfg(feature = "spill")]
-    file: Option<crate::spill::SpillFile>,
-    state: TeeState,
-    /// Only the reader of the newest generation may read.
-    generation: u64,
-}
-
-impl std::fmt::Debug for Tee {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tee")
-            .field("buffered", &self.buffered)
-            .field("limits", &self.limits)
-            .field("state", &self.state)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Tee {
-    /// Keep a chunk just pulled from the source by `reader` (which is at the
-    /// tail, so it must not read the chunk again).
-    fn keep(&mut self, data: &Bytes, reader: &mut Cursor) {
-        if self.buffered + data.len() > self.limits.cap {
-            self.state = TeeState::OverCap;
-            self.chunks = Vec::new();
-            self.in_memory = 0;
-            self.buffered = 0;
-            reader.next_chunk = 0;
-            #[cfg(feature = "spill")]
-            {
-                self.file = None;
-            }
-            return;
-        }
-        self.buffered += data.len();
-        reader.consumed += data.len();
-        #[cfg(feature = "spill")]
-        if self
-            .limits
-            .spill_after
-            .is_some_and(|limit| self.file.is_some() || self.in_memory + data.len() > limit)
-        {
-            let written = match self.file.as_mut() {
-                Some(file) => file.append(data),
-                None => crate::spill::SpillFile::create().and_then(|mut file| {
-                    file.append(data)?;
-                    self.file = Some(file);
-                    Ok(())
-                }),
-            };
-            if written.is_err() {
-                // The upload goes on; only its replay is lost.
-                self.state = TeeState::Failed;
-            }
-            return;
-        }
-        self.in_memory += data.len();
-        self.chunks.push(data.clone());
-        reader.next_chunk += 1;
-    }
-}
-
-/// One send of a streamed body: the buffered chunks first, then the source.
-struct TeeReader {
-    tee: Arc<Mutex<Tee>>,
-    generation: u64,
-    cursor: Cursor,
-}
-
-/// How far a reader has got.
-#[derive(Default)]
-struct Cursor {
-    /// The next in-memory chunk to send.
-    next_chunk: usize,
-    /// Bytes sent so far.
-    consumed: usize,
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("this request body was handed to a redirected request")]
-struct Superseded;
-
-impl http_body::Body for TeeReader {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.get_mut();
-        let mut tee = lock(&this.tee);
-        if tee.generation != this.generation {
-            return Poll::Ready(Some(Err(Box::new(Superseded))));
-        }
-        if let Some(chunk) = tee.chunks.get(this.cursor.next_chunk) {
-            let chunk = chunk.clone();
-            this.cursor.next_chunk += 1;
-            this.cursor.consumed += chunk.len();
-            return Poll::Ready(Some(Ok(Frame::data(chunk))));
-        }
-        let tee = &mut *tee;
-        #[cfg(feature = "spill")]
-        if let Some(file) = tee.file.as_mut() {
-            let offset = (this.cursor.consumed - tee.in_memory) as u64;
-            if offset < file.len() {
-                return Poll::Ready(Some(match file.read_at(offset) {
-                    Ok(chunk) => {
-                        this.cursor.consumed += chunk.len();
-                        Ok(Frame::data(chunk))
-                    }
-                    Err(e) => {
-                        tee.state = TeeState::Failed;
-                        Err(Box::new(e))
-                    }
-                }));
-            }
-        }
-        let Some(source) = tee.source.as_mut() else {
-            return Poll::Ready(None);
-        };
-        match source.as_mut().poll_frame(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(None) => {
-                tee.source = None;
-                if tee.state == TeeState::Open {
-                    tee.state = TeeState::Ended;
-                }
-                Poll::Ready(None)
-            }
-            Poll::Ready(Some(Err(e))) => {
-                tee.source = None;
-                tee.state = TeeState::Failed;
-                tee.chunks = Vec::new();
-                Poll::Ready(Some(Err(Box::new(e))))
-            }
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    if tee.state == TeeState::Open {
-                        tee.keep(data, &mut this.cursor);
-                    }
-                }
-                Poll::Ready(Some(Ok(frame)))
-            }
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        let tee = lock(&self.tee);
-        let unread = tee.buffered.saturating_sub(self.cursor.consumed) as u64;
-        match (&tee.source, tee.state) {
-            (_, TeeState::Ended) | (None, _) => SizeHint::with_exact(unread),
-            (Some(source), _) => {
-                let hint = source.size_hint();
-                let mut out = SizeHint::new();
-                out.set_lower(hint.lower() + unread);
-                if let Some(upper) = hint.upper() {
-                    out.set_upper(upper + unread);
-                }
-                out
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+
+    use http_body_util::StreamBody;
     use proptest::prelude::*;
 
-    /// Poll a body with no runtime: the test streams are always ready.
-    fn poll_data(body: &mut reqwest::Body) -> Option<Result<Bytes, String>> {
-        let mut cx = Context::from_waker(std::task::Waker::noop());
+    use super::*;
+
+    type Source = StreamBody<
+        futures_util::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, std::io::Error>>>,
+    >;
+
+    /// Counts its wake-ups, to check that a parked reader is woken.
+    #[derive(Default)]
+    struct CountingWaker(AtomicUsize);
+
+    impl Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    enum Polled {
+        Data(Bytes),
+        Trailers(HeaderMap),
+        Error(String),
+        End,
+        Pending,
+    }
+
+    fn poll<B: Body<Data = Bytes> + Unpin>(body: &mut B, waker: &Waker) -> Polled
+    where
+        B::Error: std::fmt::Display,
+    {
+        let mut cx = Context::from_waker(waker);
         match Pin::new(body).poll_frame(&mut cx) {
-            Poll::Ready(Some(Ok(frame))) => Some(Ok(frame.into_data().unwrap_or_default())),
-            Poll::Ready(Some(Err(e))) => Some(Err(e.to_string())),
-            Poll::Ready(None) => None,
-            Poll::Pending => panic!("test streams are always ready"),
+            Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                Ok(data) => Polled::Data(data),
+                Err(frame) => Polled::Trailers(frame.into_trailers().unwrap()),
+            },
+            Poll::Ready(Some(Err(e))) => Polled::Error(e.to_string()),
+            Poll::Ready(None) => Polled::End,
+            Poll::Pending => Polled::Pending,
         }
     }
 
-    fn stream_of(data: &[u8], chunk: usize) -> reqwest::Body {
-        let chunks: Vec<Result<Bytes, std::io::Error>> = data
-            .chunks(chunk.max(1))
-            .map(|c| Ok(Bytes::copy_from_slice(c)))
-            .collect();
-        reqwest::Body::wrap_stream(futures_util::stream::iter(chunks))
+    /// `data` in `chunk`-byte frames, with an empty frame after every
+    /// `empty_every`-th one, and `trailers` at the end.
+    fn source(data: &[u8], chunk: usize, empty_every: usize, trailers: bool) -> Source {
+        let mut frames = Vec::new();
+        for (i, c) in data.chunks(chunk.max(1)).enumerate() {
+            frames.push(Ok(Frame::data(Bytes::copy_from_slice(c))));
+            if empty_every > 0 && i % empty_every == 0 {
+                frames.push(Ok(Frame::data(Bytes::new())));
+            }
+        }
+        if trailers {
+            let mut map = HeaderMap::new();
+            map.insert("x-checksum", http::HeaderValue::from_static("abc"));
+            frames.push(Ok(Frame::trailers(map)));
+        }
+        StreamBody::new(futures_util::stream::iter(frames))
     }
 
-    fn read_all(body: &mut reqwest::Body) -> Vec<u8> {
+    fn limits(cap: usize, spill_after: Option<usize>) -> Limits {
+        // Without the feature, a spill limit is never set.
+        let spill_after = if cfg!(feature = "spill") {
+            spill_after
+        } else {
+            None
+        };
+        Limits { cap, spill_after }
+    }
+
+    /// Read a hop body to its end: its data, and whether trailers came.
+    fn read_all(body: &mut HopBody<Source>) -> Result<(Vec<u8>, bool), String> {
+        let waker = Waker::noop();
         let mut out = Vec::new();
-        while let Some(chunk) = poll_data(body) {
-            out.extend_from_slice(&chunk.unwrap());
+        let mut trailers = false;
+        loop {
+            match poll(body, waker) {
+                Polled::Data(d) => {
+                    assert!(!d.is_empty(), "no empty data frame is handed on");
+                    out.extend_from_slice(&d);
+                }
+                Polled::Trailers(t) => {
+                    assert_eq!(t["x-checksum"], "abc");
+                    trailers = true;
+                }
+                Polled::Error(e) => return Err(e),
+                Polled::End => return Ok((out, trailers)),
+                Polled::Pending => panic!("test sources are always ready"),
+            }
         }
-        out
     }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
 
-        /// Any number of hops, each cut off after any number of chunks, then
-        /// a last hop read to the end: it always carries the original bytes,
-        /// unless the stream outgrew the cap, which is then reported.
+        /// Any number of hops, each answered by a 3xx after any number of
+        /// frames: the body is paused at the head, the old reader can pull
+        /// nothing more, and the next hop, when there is one, carries the
+        /// original bytes; a body that crossed the cap is reported instead,
+        /// and no short hop is ever handed out.
         #[test]
-        fn replay_after_any_early_cut_is_the_original(
+        fn a_replay_is_the_original_or_is_refused(
             data in prop::collection::vec(any::<u8>(), 0..20_000),
             chunk in 1usize..5_000,
+            empty_every in 0usize..4,
+            trailers in any::<bool>(),
             cuts in prop::collection::vec(0usize..12, 0..4),
             cap in prop_oneof![Just(usize::MAX), 0usize..25_000],
             spill in prop_oneof![Just(None), (0usize..8_000).prop_map(Some)],
         ) {
-            // Without the feature, a spill limit is never set.
-            let spill_after = if cfg!(feature = "spill") { spill } else { None };
-            let limits = Limits { cap, spill_after };
-            let (replay, first) = ReplayBody::new(Some(stream_of(&data, chunk)), limits);
-            let mut current = first.unwrap();
-            let mut sent = Vec::new();
+            let waker = Waker::noop();
+            let (replay, mut current) =
+                Replay::stream(source(&data, chunk, empty_every, trailers), limits(cap, spill));
             for cut in cuts {
+                let mut sent = Vec::new();
                 for _ in 0..cut {
-                    match poll_data(&mut current) {
-                        Some(Ok(bytes)) => sent.extend_from_slice(&bytes),
-                        Some(Err(e)) => prop_assert!(false, "{e}"),
-                        None => break,
+                    match poll(&mut current, waker) {
+                        Polled::Data(d) => sent.extend_from_slice(&d),
+                        Polled::Error(e) => prop_assert!(false, "{e}"),
+                        Polled::Trailers(_) | Polled::End => break,
+                        Polled::Pending => prop_assert!(false, "always ready"),
                     }
                 }
-                prop_assert_eq!(&sent[..], &data[..sent.len()], "every send starts at byte 0");
-                if replay.replay() != BodyReplay::Available {
-                    prop_assert!(data.len() > cap);
+                prop_assert!(sent[..] == data[..sent.len()], "every send starts at byte 0");
+                // A 3xx head: from now on the old reader gets nothing.
+                let state = replay.pause();
+                let complete = sent.len() == data.len();
+                prop_assert!(
+                    complete || matches!(poll(&mut current, waker), Polled::Pending),
+                    "a paused reader pulls nothing"
+                );
+                if state != BodyReplay::Available {
+                    prop_assert!(sent.len() > cap || data.len() > cap);
+                    prop_assert!(replay.next_body().is_none(), "no short hop is handed out");
                     return Ok(());
                 }
                 let next = replay.next_body().unwrap();
-                // The superseded body stops at once instead of stealing chunks.
-                if sent.len() < data.len() {
-                    prop_assert!(matches!(poll_data(&mut current), Some(Err(_))));
+                if !complete {
+                    prop_assert!(matches!(poll(&mut current, waker), Polled::Error(_)));
                 }
                 current = next;
-                sent.clear();
             }
-            let last = read_all(&mut current);
+            let read = read_all(&mut current);
             if data.len() <= cap {
-                prop_assert_eq!(replay.replay(), BodyReplay::Available);
+                let (last, got_trailers) = read.unwrap();
+                prop_assert!(last == data, "{} vs {} bytes", last.len(), data.len());
+                prop_assert_eq!(got_trailers, trailers, "trailers are replayed too");
+            } else {
+                // Over the cap on this hop: the hop itself is still whole.
+                prop_assert!(read.unwrap().0 == data);
             }
-            prop_assert!(last == data, "{} vs {} bytes", last.len(), data.len());
         }
+    }
+
+    #[test]
+    fn a_paused_reader_is_woken_and_fails_when_retired() {
+        let data = vec![7u8; 10_000];
+        let (replay, mut first) =
+            Replay::stream(source(&data, 1000, 0, false), limits(usize::MAX, None));
+        let counter = Arc::new(CountingWaker::default());
+        let waker = Waker::from(Arc::clone(&counter));
+        assert!(matches!(poll(&mut first, &waker), Polled::Data(_)));
+        assert_eq!(replay.pause(), BodyReplay::Available);
+        assert!(matches!(poll(&mut first, &waker), Polled::Pending));
+        let mut second = replay.next_body().unwrap();
+        assert_eq!(
+            counter.0.load(Ordering::SeqCst),
+            1,
+            "the old reader is woken"
+        );
+        assert!(matches!(poll(&mut first, &waker), Polled::Error(_)));
+        assert!(read_all(&mut second).unwrap().0 == data);
+    }
+
+    #[test]
+    fn a_resumed_reader_goes_on_where_it_was() {
+        let data: Vec<u8> = (0..=255).cycle().take(9_000).collect();
+        let (replay, mut first) =
+            Replay::stream(source(&data, 1000, 1, false), limits(usize::MAX, None));
+        let counter = Arc::new(CountingWaker::default());
+        let waker = Waker::from(Arc::clone(&counter));
+        let mut out = Vec::new();
+        if let Polled::Data(d) = poll(&mut first, &waker) {
+            out.extend_from_slice(&d);
+        }
+        replay.pause();
+        assert!(matches!(poll(&mut first, &waker), Polled::Pending));
+        replay.resume();
+        assert_eq!(counter.0.load(Ordering::SeqCst), 1);
+        out.extend(read_all(&mut first).unwrap().0);
+        assert!(out == data);
+    }
+
+    #[test]
+    fn dropping_the_replay_while_paused_retires_the_reader() {
+        let data = vec![1u8; 5_000];
+        let (replay, mut first) =
+            Replay::stream(source(&data, 1000, 0, false), limits(usize::MAX, None));
+        assert!(matches!(poll(&mut first, Waker::noop()), Polled::Data(_)));
+        replay.pause();
+        drop(replay);
+        assert!(matches!(poll(&mut first, Waker::noop()), Polled::Error(_)));
+    }
+
+    #[test]
+    fn after_the_chain_a_final_hop_finishes_and_nothing_more_is_kept() {
+        let data = vec![3u8; 50_000];
+        let (replay, mut first) =
+            Replay::stream(source(&data, 1000, 0, false), limits(usize::MAX, None));
+        assert!(matches!(poll(&mut first, Waker::noop()), Polled::Data(_)));
+        let tee = match &replay {
+            Replay::Stream(tee) => Arc::clone(tee),
+            _ => unreachable!(),
+        };
+        drop(replay); // the final response came: no hop will replay it
+        let rest = read_all(&mut first).unwrap().0;
+        assert_eq!(rest.len() + 1000, data.len());
+        assert_eq!(lock(&tee).chunks.len(), 1, "only what came before is kept");
+    }
+
+    #[test]
+    fn size_hint_is_exact_on_a_whole_replay() {
+        let data = vec![9u8; 4_321];
+        let (replay, mut first) =
+            Replay::stream(source(&data, 1000, 2, false), limits(usize::MAX, None));
+        read_all(&mut first).unwrap();
+        replay.pause();
+        let second = replay.next_body().unwrap();
+        assert_eq!(second.size_hint().exact(), Some(4_321));
+        // The stale first reader, which sent it all, just ends.
+        assert!(matches!(poll(&mut first, Waker::noop()), Polled::End));
+    }
+
+    #[test]
+    fn a_failed_source_is_not_replayed() {
+        let frames = vec![
+            Ok(Frame::data(Bytes::from_static(b"abc"))),
+            Err(std::io::Error::other("boom")),
+        ];
+        let (replay, mut first) = Replay::stream(
+            StreamBody::new(futures_util::stream::iter(frames)),
+            limits(usize::MAX, None),
+        );
+        assert!(matches!(poll(&mut first, Waker::noop()), Polled::Data(_)));
+        assert!(matches!(poll(&mut first, Waker::noop()), Polled::Error(_)));
+        assert_eq!(replay.pause(), BodyReplay::Failed);
+        assert!(replay.next_body().is_none());
     }
 
     #[test]
     fn memory_bodies_are_shared_not_copied() {
         let bytes = Bytes::from(vec![7u8; 1024]);
-        let (replay, first) = ReplayBody::new(
-            Some(reqwest::Body::from(bytes.clone())),
-            Limits {
-                cap: 0,
-                spill_after: None,
-            },
-        );
+        let (replay, first) =
+            Replay::new(Some(reqwest::Body::from(bytes.clone())), limits(0, None));
         let first = first.unwrap();
-        let second = replay.next_body().unwrap();
+        let second = replay.next_reqwest_body().unwrap();
         // Same allocation: the pointers match.
         assert_eq!(first.as_bytes().unwrap().as_ptr(), bytes.as_ptr());
         assert_eq!(second.as_bytes().unwrap().as_ptr(), bytes.as_ptr());
-        assert_eq!(replay.replay(), BodyReplay::Available);
+        assert_eq!(replay.pause(), BodyReplay::Available);
     }
 }

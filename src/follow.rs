@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use crate::body::{Limits, ReplayBody};
+use crate::body::{Limits, Replay};
 use crate::error::Detail;
 use crate::hook::{HookAction, Redirect};
 use crate::{Chain, Error, Policy, Step};
@@ -97,7 +97,7 @@ async fn run<T: Transport>(
         #[cfg(not(feature = "spill"))]
         spill_after: None,
     };
-    let (body, first_body) = ReplayBody::new(request.body_mut().take(), limits);
+    let (body, first_body) = Replay::new(request.body_mut().take(), limits);
     *request.body_mut() = first_body;
     let mut chain = Chain::new(
         policy,
@@ -118,27 +118,46 @@ async fn run<T: Transport>(
             Ok(response) => response,
             Err(e) => return Err(T::send_failed(&chain, e)),
         };
+        if !response.status().is_redirection() {
+            // Final: the hop's body goes on as it is (a server may answer
+            // before it has read the whole upload).
+            return Ok(finish(response, chain));
+        }
+        // A 3xx head: stop the hop's body reader *before* anything is
+        // awaited, and decide from the buffer as it is at this moment. The
+        // old connection can pull nothing more, so what the buffer holds is
+        // what a replay sends (an error stops the reader for good: dropping
+        // `body` while paused retires it).
+        let replay = body.pause();
         // Only a hook needs the state from before a hop, to stop there.
-        let before = (response.status().is_redirection()
-            && chain.policy().redirect_hook().is_some())
-        .then(|| chain.clone());
+        let before = chain
+            .policy()
+            .redirect_hook()
+            .is_some()
+            .then(|| chain.clone());
         let step = chain
-            .on_response(response.status(), response.headers(), body.replay())
+            .on_response(response.status(), response.headers(), replay)
             .map_err(T::redirect_failed)?;
         if step == Step::Done {
+            body.resume();
             return Ok(finish(response, chain));
         }
         if let Some(before) = before {
             match run_hook(&mut chain, &response).await {
                 Ok(true) => {}
-                Ok(false) => return Ok(finish(response, before)),
+                Ok(false) => {
+                    body.resume();
+                    return Ok(finish(response, before));
+                }
                 Err(e) => return Err(T::redirect_failed(e)),
             }
         }
         #[cfg(feature = "tracing")]
         trace_hop(&chain);
-        drain(response).await;
+        // The old hop is abandoned: its reader fails now (the transport
+        // resets or closes it), whether or not the body is sent again.
         request = hop_request(&chain, &body, deadline, version).map_err(T::redirect_failed)?;
+        drain(response).await;
     }
 }
 
@@ -166,7 +185,7 @@ async fn run_hook(chain: &mut Chain, response: &reqwest::Response) -> Result<boo
 /// The request for the hop the chain now holds.
 fn hop_request(
     chain: &Chain,
-    body: &ReplayBody,
+    body: &Replay<reqwest::Body>,
     deadline: Option<Instant>,
     version: http::Version,
 ) -> Result<reqwest::Request, Error> {
@@ -177,7 +196,7 @@ fn hop_request(
     *request.headers_mut() = chain.headers().clone();
     *request.version_mut() = version;
     if chain.sends_body() {
-        match body.next_body() {
+        match body.next_reqwest_body() {
             Some(next) => *request.body_mut() = Some(next),
             // Only a stream can fail to give a body, and the chain was told.
             None => {
@@ -186,6 +205,8 @@ fn hop_request(
                     .with_url(chain.url().clone()))
             }
         }
+    } else {
+        body.retire();
     }
     if let Some(deadline) = deadline {
         let left = deadline.saturating_duration_since(Instant::now());

@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -28,13 +29,78 @@ pub struct Seen {
     /// Path and query, as sent.
     pub target: String,
     pub headers: HeaderMap,
-    /// The body bytes the server read.
+    /// The body bytes the server read before it answered.
     pub body: Vec<u8>,
+    /// What the server read of the body after it answered (a `Prefix`
+    /// route goes on reading), and how the body ended.
+    pub rest: Arc<Mutex<Rest>>,
+}
+
+/// The part of a request body read after the answer, and its end.
+#[derive(Debug, Default)]
+pub struct Rest {
+    pub bytes: Vec<u8>,
+    pub end: Option<BodyEnd>,
+}
+
+/// How a request body ended at the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyEnd {
+    /// The framing said "complete": a request the client meant to be whole.
+    Complete,
+    /// The stream was reset or the connection closed mid-body: an aborted
+    /// request, never mistaken for a whole one.
+    Aborted,
 }
 
 impl Seen {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+
+    /// Every body byte the server read, before and after it answered.
+    pub fn full_body(&self) -> Vec<u8> {
+        let mut all = self.body.clone();
+        all.extend_from_slice(&self.rest.lock().unwrap().bytes);
+        all
+    }
+
+    /// How the body ended; `None` while the server is still reading it.
+    pub fn end(&self) -> Option<BodyEnd> {
+        self.rest.lock().unwrap().end
+    }
+
+    /// Wait (bounded) until the server has seen the end of the body. Async:
+    /// the client's connection tasks may have to run for the end to come.
+    pub async fn wait_end(&self, within: Duration) -> Option<BodyEnd> {
+        let until = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(end) = self.end() {
+                return Some(end);
+            }
+            if tokio::time::Instant::now() > until {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// The hop's body is the original, or a prefix of it that the client
+    /// aborted: never a shorter body presented as complete.
+    pub fn assert_whole_or_aborted(&self, original: &[u8], what: &str) {
+        let body = self.full_body();
+        assert!(
+            body.len() <= original.len() && body[..] == original[..body.len()],
+            "{what}: {} bytes that are not a prefix of the original",
+            body.len()
+        );
+        if self.end() == Some(BodyEnd::Complete) {
+            assert_eq!(
+                body.len(),
+                original.len(),
+                "{what}: a short body was sent as complete"
+            );
+        }
     }
 }
 
@@ -65,6 +131,8 @@ pub struct Reply {
     status: StatusCode,
     headers: Vec<(HeaderName, HeaderValue)>,
     body: Bytes,
+    /// Send the head at once, and the body only after this pause.
+    body_after: Duration,
     read: Read,
     action: Action,
 }
@@ -75,6 +143,7 @@ impl Reply {
             status: StatusCode::OK,
             headers: Vec::new(),
             body: Bytes::from_static(b"ok"),
+            body_after: Duration::ZERO,
             read: Read::All,
             action: Action::Respond,
         }
@@ -109,6 +178,13 @@ impl Reply {
         self
     }
 
+    /// Send the head (with its Content-Length) at once, and the body only
+    /// after `stall`: a slow 3xx body.
+    pub fn body_after(mut self, stall: Duration) -> Self {
+        self.body_after = stall;
+        self
+    }
+
     pub fn read(mut self, read: Read) -> Self {
         self.read = read;
         self
@@ -131,6 +207,8 @@ struct State {
     routes: HashMap<String, (Vec<Reply>, usize)>,
     seen: Vec<Seen>,
     connections: usize,
+    /// Connections being served now.
+    open_connections: usize,
 }
 
 pub struct Server {
@@ -185,10 +263,13 @@ where
 {
     // HTTP/1.1, or HTTP/2 with prior knowledge (h2c), whichever the client
     // speaks.
+    state.lock().unwrap().open_connections += 1;
+    let counted = Arc::clone(&state);
     let service = service_fn(move |req| handle(Arc::clone(&state), req));
     let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
         .serve_connection(TokioIo::new(io), service)
         .await;
+    counted.lock().unwrap().open_connections -= 1;
 }
 
 impl Server {
@@ -329,6 +410,16 @@ impl Server {
         self.state.lock().unwrap().connections
     }
 
+    /// How many connections are open now.
+    pub fn open_connections(&self) -> usize {
+        self.state.lock().unwrap().open_connections
+    }
+
+    /// How many request bodies (h2: streams) the server is still reading.
+    pub fn open_bodies(&self) -> usize {
+        self.seen().iter().filter(|s| s.end().is_none()).count()
+    }
+
     pub fn clear(&self) {
         self.state.lock().unwrap().seen.clear();
     }
@@ -350,10 +441,80 @@ impl Drop for Server {
     }
 }
 
+/// Read a request body as `read` says: what came before the answer, and the
+/// record of the rest, read on in the background where the answer comes
+/// first.
+async fn read_body(mut body: Incoming, read: Read) -> (Vec<u8>, Arc<Mutex<Rest>>) {
+    let mut bytes = Vec::new();
+    let limit = match read {
+        Read::All | Read::Digest => usize::MAX,
+        Read::Prefix(n) => n,
+    };
+    let rest = Arc::new(Mutex::new(Rest::default()));
+    let mut digest = <sha2::Sha256 as sha2::Digest>::new();
+    let mut end = None;
+    while bytes.len() < limit {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    if matches!(read, Read::Digest) {
+                        sha2::Digest::update(&mut digest, &data);
+                    } else {
+                        bytes.extend_from_slice(&data);
+                    }
+                }
+            }
+            Some(Err(_)) => {
+                end = Some(BodyEnd::Aborted);
+                break;
+            }
+            None => {
+                end = Some(BodyEnd::Complete);
+                break;
+            }
+        }
+    }
+    if matches!(read, Read::Digest) {
+        bytes = sha2::Digest::finalize(digest).to_vec();
+    }
+    if end.is_none() && hyper::body::Body::is_end_stream(&body) {
+        end = Some(BodyEnd::Complete);
+    }
+    if end.is_none() {
+        // Answer now; keep reading the rest in the background (keeping the
+        // connection healthy), and record it and how it ended.
+        let rest = Arc::clone(&rest);
+        tokio::spawn(async move {
+            loop {
+                let frame = body.frame().await;
+                let mut rest = rest.lock().unwrap();
+                match frame {
+                    Some(Ok(frame)) => {
+                        if let Ok(data) = frame.into_data() {
+                            rest.bytes.extend_from_slice(&data);
+                        }
+                    }
+                    Some(Err(_)) => {
+                        rest.end = Some(BodyEnd::Aborted);
+                        break;
+                    }
+                    None => {
+                        rest.end = Some(BodyEnd::Complete);
+                        break;
+                    }
+                }
+            }
+        });
+    } else {
+        rest.lock().unwrap().end = end;
+    }
+    (bytes, rest)
+}
+
 async fn handle(
     state: Arc<Mutex<State>>,
     req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, std::io::Error> {
+) -> Result<Response<BoxBody<Bytes, std::io::Error>>, std::io::Error> {
     let target = req
         .uri()
         .path_and_query()
@@ -376,34 +537,8 @@ async fn handle(
             None => Reply::ok(),
         }
     };
-    let (parts, mut body) = req.into_parts();
-    let mut bytes = Vec::new();
-    let limit = match reply.read {
-        Read::All | Read::Digest => usize::MAX,
-        Read::Prefix(n) => n,
-    };
-    let mut digest = <sha2::Sha256 as sha2::Digest>::new();
-    while bytes.len() < limit {
-        match body.frame().await {
-            Some(Ok(frame)) => {
-                if let Ok(data) = frame.into_data() {
-                    if matches!(reply.read, Read::Digest) {
-                        sha2::Digest::update(&mut digest, &data);
-                    } else {
-                        bytes.extend_from_slice(&data);
-                    }
-                }
-            }
-            Some(Err(_)) | None => break,
-        }
-    }
-    if matches!(reply.read, Read::Digest) {
-        bytes = sha2::Digest::finalize(digest).to_vec();
-    }
-    if matches!(reply.read, Read::Prefix(_)) {
-        // Answer now; keep the connection healthy by reading the rest later.
-        tokio::spawn(async move { while let Some(Ok(_)) = body.frame().await {} });
-    }
+    let (parts, body) = req.into_parts();
+    let (bytes, rest) = read_body(body, reply.read).await;
     // Copy the header values: hyper's share the connection's read buffer,
     // and keeping them would keep every buffer alive.
     let mut headers = HeaderMap::with_capacity(parts.headers.len());
@@ -418,6 +553,7 @@ async fn handle(
         target,
         headers,
         body: bytes,
+        rest,
     };
     let verdict = {
         let mut state = state.lock().unwrap();
@@ -429,7 +565,7 @@ async fn handle(
         verdict
     };
     if let Err(reason) = verdict {
-        let mut response = Response::new(Full::new(Bytes::from(reason)));
+        let mut response = Response::new(full(Bytes::from(reason)));
         *response.status_mut() = StatusCode::FORBIDDEN;
         return Ok(response);
     }
@@ -441,12 +577,34 @@ async fn handle(
         }
         Action::Delay(pause) => tokio::time::sleep(pause).await,
     }
-    let mut response = Response::new(Full::new(reply.body.clone()));
+    let mut response = if reply.body_after.is_zero() {
+        Response::new(full(reply.body.clone()))
+    } else {
+        let (body, stall) = (reply.body.clone(), reply.body_after);
+        let mut response = Response::new(stalled(body.clone(), stall));
+        response
+            .headers_mut()
+            .insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        response
+    };
     *response.status_mut() = reply.status;
     for (name, value) in reply.headers {
         response.headers_mut().append(name, value);
     }
     Ok::<_, std::io::Error>(response)
+}
+
+fn full(bytes: Bytes) -> BoxBody<Bytes, std::io::Error> {
+    Full::new(bytes).map_err(|never| match never {}).boxed()
+}
+
+/// `bytes` as one frame, sent only after `stall`.
+fn stalled(bytes: Bytes, stall: Duration) -> BoxBody<Bytes, std::io::Error> {
+    let stream = futures_util::stream::once(async move {
+        tokio::time::sleep(stall).await;
+        Ok(hyper::body::Frame::data(bytes))
+    });
+    BodyExt::boxed(StreamBody::new(stream))
 }
 
 /// A body of `len` bytes whose content depends on position, so that a lost,
@@ -485,4 +643,62 @@ pub fn sha256(data: &[u8]) -> String {
         let _ = write!(out, "{b:02x}");
         out
     })
+}
+
+/// Like [`slow_stream`], with a token that every chunk holds: when
+/// `Arc::strong_count(&token)` is back to 1, no chunk is alive any more — not
+/// in the replay buffer, not in a connection's queue — and neither is the
+/// stream.
+pub fn tracked_stream(data: Vec<u8>, chunk: usize, pause: Duration) -> (reqwest::Body, Arc<()>) {
+    /// A chunk's bytes, and the token, alive as long as the chunk is.
+    struct Owned(Vec<u8>, #[allow(dead_code)] Arc<()>);
+    impl AsRef<[u8]> for Owned {
+        fn as_ref(&self) -> &[u8] {
+            &self.0
+        }
+    }
+    let token = Arc::new(());
+    let held = Arc::clone(&token);
+    let data = Arc::new(data);
+    let stream = futures_util::stream::unfold(0usize, move |at| {
+        let data = Arc::clone(&data);
+        let held = Arc::clone(&held);
+        async move {
+            if at >= data.len() {
+                return None;
+            }
+            if !pause.is_zero() {
+                tokio::time::sleep(pause).await;
+            }
+            let end = (at + chunk).min(data.len());
+            let owned = Owned(data[at..end].to_vec(), held);
+            Some((Ok::<_, Infallible>(Bytes::from_owner(owned)), end))
+        }
+    });
+    (reqwest::Body::wrap_stream(stream), token)
+}
+
+/// `data` in `chunk`-byte pieces with `empties` empty chunks before each.
+pub fn stream_with_empty_chunks(data: Vec<u8>, chunk: usize, empties: usize) -> reqwest::Body {
+    let data = Bytes::from(data);
+    let mut pieces = Vec::new();
+    for start in (0..data.len()).step_by(chunk.max(1)) {
+        pieces.extend(std::iter::repeat_n(Bytes::new(), empties));
+        pieces.push(data.slice(start..(start + chunk).min(data.len())));
+    }
+    reqwest::Body::wrap_stream(futures_util::stream::iter(
+        pieces.into_iter().map(Ok::<_, Infallible>),
+    ))
+}
+
+/// Wait (bounded) until `done` holds; false if it never did.
+pub fn wait_until(within: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let until = std::time::Instant::now() + within;
+    while !done() {
+        if std::time::Instant::now() > until {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
 }
