@@ -123,45 +123,48 @@
 //! release of this crate.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod chain;
-mod error;
-mod history;
-mod hook;
-mod permanent;
-mod policy;
-mod rules;
+// The architecture, one folder each: the rules (no async, no I/O), the bytes,
+// the one I/O loop, and the transports that only translate.
+mod engine;
 
-#[cfg(feature = "blocking")]
-#[cfg_attr(docsrs, doc(cfg(feature = "blocking")))]
-pub mod blocking;
-#[cfg(feature = "reqwest")]
-mod body;
-#[cfg(feature = "reqwest")]
-mod client;
-#[cfg(feature = "reqwest")]
+#[cfg(any(feature = "reqwest", feature = "tower"))]
+pub(crate) mod body;
+#[cfg(any(feature = "reqwest", feature = "tower"))]
 mod follow;
-#[cfg(feature = "middleware")]
-mod middleware;
-#[cfg(feature = "spill")]
-mod spill;
+#[cfg(feature = "reqwest")]
+mod reqwest;
+#[cfg(feature = "tower")]
+mod tower;
 
-pub use chain::{BodyReplay, Chain, Step};
-pub use error::{BoxError, Error, ErrorKind};
-pub use history::{BodyAction, History, Hop};
-pub use hook::{HookAction, HookFuture, NextRequest, Redirect, RedirectHook};
-pub use permanent::PermanentRedirects;
-pub use policy::{
+pub use engine::chain::{BodyReplay, Chain, Step};
+pub use engine::error::{BoxError, Error, ErrorKind};
+pub use engine::history::{BodyAction, History, Hop};
+pub use engine::hook::{HookAction, HookFuture, NextRequest, Redirect, RedirectHook};
+pub use engine::permanent::PermanentRedirects;
+pub use engine::policy::{
     Downgrade, HttpsUpgrade, MethodRule, Policy, UnreplayableBody, DEFAULT_MAX_REDIRECTS,
     DEFAULT_MAX_REPLAY_BODY,
 };
 
+#[cfg(any(feature = "reqwest", feature = "tower"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "reqwest", feature = "tower"))))]
+pub use body::ReplayBody;
+
 #[cfg(feature = "reqwest")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
-pub use client::{Client, RequestBuilder};
+pub use crate::reqwest::client::{Client, RequestBuilder};
+
+#[cfg(feature = "blocking")]
+#[cfg_attr(docsrs, doc(cfg(feature = "blocking")))]
+pub use crate::reqwest::blocking;
 
 #[cfg(feature = "middleware")]
 #[cfg_attr(docsrs, doc(cfg(feature = "middleware")))]
-pub use middleware::FollowRedirectsMiddleware;
+pub use crate::reqwest::middleware::FollowRedirectsMiddleware;
+
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub use crate::tower::{FollowRedirect, FollowRedirectFuture, FollowRedirectLayer};
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

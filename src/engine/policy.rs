@@ -10,7 +10,7 @@ use std::sync::Arc;
 use http::{HeaderName, StatusCode};
 use url::Url;
 
-use crate::hook::{HookName, RedirectHook};
+use crate::engine::hook::{HookName, RedirectHook};
 use crate::PermanentRedirects;
 
 /// The default limit on redirects in one chain: reqwest's number, so that the

@@ -4,8 +4,9 @@
 use http::Extensions;
 use reqwest_middleware::{Middleware, Next};
 
-use crate::follow::{follow, Transport};
-use crate::{Chain, Error, Policy};
+use crate::follow::{follow, Hop, Transport};
+use crate::reqwest::transport;
+use crate::{BoxError, Chain, Error, Policy};
 
 /// Follows redirects inside a [`reqwest_middleware`] stack.
 ///
@@ -74,6 +75,9 @@ struct Stack<'a, 'e> {
 }
 
 impl Transport for Stack<'_, '_> {
+    type Body = reqwest::Body;
+    type Request = reqwest::Request;
+    type Response = reqwest::Response;
     type SendError = reqwest_middleware::Error;
     type Error = reqwest_middleware::Error;
 
@@ -83,6 +87,18 @@ impl Transport for Stack<'_, '_> {
     ) -> impl std::future::Future<Output = Result<reqwest::Response, Self::SendError>> + Send + '_
     {
         self.next.clone().run(request, self.extensions)
+    }
+
+    fn hop(&self, next: Hop<reqwest::Body>) -> Result<reqwest::Request, BoxError> {
+        Ok(transport::hop(next))
+    }
+
+    fn drain(response: reqwest::Response) -> impl std::future::Future<Output = ()> + Send {
+        transport::drain(response)
+    }
+
+    fn finish(response: reqwest::Response, chain: Chain) -> reqwest::Response {
+        transport::finish(response, chain)
     }
 
     fn send_failed(_chain: &Chain, error: reqwest_middleware::Error) -> reqwest_middleware::Error {
@@ -106,6 +122,6 @@ impl Middleware for FollowRedirectsMiddleware {
             .get::<Policy>()
             .cloned()
             .unwrap_or_else(|| self.policy.clone());
-        follow(Stack { next, extensions }, policy, req).await
+        follow(Stack { next, extensions }, transport::start(policy, req)).await
     }
 }

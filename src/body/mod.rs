@@ -1,5 +1,6 @@
-//! The replay buffer: keeps a request body so that a 307/308 can send it
-//! again, byte for byte.
+//! The bytes: the replay buffer keeps a request body so that a 307/308 can
+//! send it again, byte for byte, and [`ReplayBody`] is what each hop sends.
+//! No rule lives here, and no transport: any `http_body::Body` goes in.
 //!
 //! - A body in memory is a reference-counted `Bytes`; each hop gets a clone
 //!   of the handle, never of the bytes.
@@ -36,8 +37,11 @@ use bytes::Bytes;
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 
-use crate::error::BoxError;
-use crate::BodyReplay;
+use crate::engine::error::BoxError;
+use crate::{BodyReplay, Policy};
+
+#[cfg(feature = "spill")]
+pub(crate) mod spill;
 
 /// How much of a stream is kept, and where.
 #[derive(Clone, Copy, Debug)]
@@ -49,6 +53,19 @@ pub(crate) struct Limits {
     pub(crate) spill_after: Option<usize>,
 }
 
+impl Limits {
+    /// The limits `policy` sets.
+    pub(crate) fn of(policy: &Policy) -> Self {
+        Self {
+            cap: policy.max_replay_body_limit(),
+            #[cfg(feature = "spill")]
+            spill_after: policy.spill_threshold(),
+            #[cfg(not(feature = "spill"))]
+            spill_after: None,
+        }
+    }
+}
+
 /// The request body of one chain, held by the loop for the hops that replay
 /// it.
 #[derive(Debug)]
@@ -56,18 +73,76 @@ pub(crate) enum Replay<B> {
     /// No body.
     None,
     /// In memory: each hop gets a reference-count clone.
+    #[cfg_attr(not(feature = "reqwest"), allow(dead_code))]
+    // only reqwest tells a body in memory
     Memory(Bytes),
     /// A stream, teed into a shared buffer.
     Stream(Arc<Mutex<Tee<B>>>),
 }
 
-/// One hop's body.
-#[derive(Debug)]
-pub(crate) enum HopBody<B> {
-    /// The body in memory, handed out whole on the first poll.
+/// The request body of one hop, as the transport sends it: the caller's
+/// body on the first hop, its replay on a 307/308, nothing after a switch to
+/// `GET`.
+///
+/// It is an [`http_body::Body`] with `Data = Bytes` and `Error = BoxError`,
+/// `Send + Sync + Unpin + 'static` when `B: Send + 'static` (`B` itself need
+/// not be `Sync`), so a hyper-util client can take it as its body type:
+/// `Client<HttpConnector, ReplayBody<MyBody>>`. A replay yields exactly the
+/// original bytes and trailers, or ends in an error, so that a transport
+/// aborts the hop instead of completing it with fewer bytes; its size hint
+/// is exact when the length is known, so the hop gets a `Content-Length`.
+pub struct ReplayBody<B> {
+    pub(crate) inner: Inner<B>,
+}
+
+pub(crate) enum Inner<B> {
+    /// No body.
+    Empty,
+    /// A body in memory, handed out whole on the first poll.
     Memory(Option<Bytes>),
     /// A reader of the tee.
     Stream(TeeReader<B>),
+}
+
+impl<B> ReplayBody<B> {
+    /// A body with no bytes.
+    #[must_use]
+    pub fn empty() -> Self {
+        Self {
+            inner: Inner::Empty,
+        }
+    }
+
+    fn stream(reader: TeeReader<B>) -> Self {
+        Self {
+            inner: Inner::Stream(reader),
+        }
+    }
+
+    fn memory(bytes: Bytes) -> Self {
+        Self {
+            inner: Inner::Memory(Some(bytes)),
+        }
+    }
+}
+
+impl<B> Default for ReplayBody<B> {
+    fn default() -> Self {
+        Self::empty()
+    }
+}
+
+impl<B> std::fmt::Debug for ReplayBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.inner {
+            Inner::Empty => f.write_str("ReplayBody::Empty"),
+            Inner::Memory(bytes) => f
+                .debug_struct("ReplayBody::Memory")
+                .field("len", &bytes.as_ref().map_or(0, Bytes::len))
+                .finish(),
+            Inner::Stream(reader) => f.debug_tuple("ReplayBody::Stream").field(reader).finish(),
+        }
+    }
 }
 
 impl<B> Replay<B>
@@ -77,10 +152,26 @@ where
 {
     /// Tee a streamed body; the returned body is the one to send on the
     /// first hop, at once.
-    pub(crate) fn stream(source: B, limits: Limits) -> (Self, HopBody<B>) {
+    pub(crate) fn stream(source: B, limits: Limits) -> (Self, ReplayBody<B>) {
         let tee = Arc::new(Mutex::new(Tee::new(source, limits)));
-        let first = HopBody::Stream(TeeReader::new(Arc::clone(&tee), 0));
+        let first = ReplayBody::stream(TeeReader::new(Arc::clone(&tee), 0));
         (Self::Stream(tee), first)
+    }
+
+    /// Any body: one that is already at its end is none; any other is teed
+    /// (a `Full<Bytes>` is kept by reference count, never copied).
+    pub(crate) fn any(source: B, limits: Limits) -> (Self, ReplayBody<B>) {
+        if source.is_end_stream() {
+            (Self::None, ReplayBody::empty())
+        } else {
+            Self::stream(source, limits)
+        }
+    }
+
+    /// A body in memory: every hop shares its bytes.
+    #[cfg_attr(not(feature = "reqwest"), allow(dead_code))] // only reqwest tells a body in memory
+    pub(crate) fn memory(bytes: Bytes) -> (Self, ReplayBody<B>) {
+        (Self::Memory(bytes.clone()), ReplayBody::memory(bytes))
     }
 
     /// Whether the body is there at all.
@@ -123,10 +214,10 @@ where
     /// A body for the next send: the whole body from its first byte. The
     /// reader handed out before is retired. `None` when a stream can no
     /// longer be replayed (the chain was told so by [`Replay::pause`]).
-    pub(crate) fn next_body(&self) -> Option<HopBody<B>> {
+    pub(crate) fn next_body(&self) -> Option<ReplayBody<B>> {
         match self {
             Self::None => None,
-            Self::Memory(bytes) => Some(HopBody::Memory(Some(bytes.clone()))),
+            Self::Memory(bytes) => Some(ReplayBody::memory(bytes.clone())),
             Self::Stream(tee) => {
                 let generation = {
                     let mut tee = lock(tee);
@@ -137,7 +228,10 @@ where
                     tee.retire();
                     tee.generation
                 };
-                Some(HopBody::Stream(TeeReader::new(Arc::clone(tee), generation)))
+                Some(ReplayBody::stream(TeeReader::new(
+                    Arc::clone(tee),
+                    generation,
+                )))
             }
         }
     }
@@ -190,7 +284,7 @@ pub(crate) struct Tee<B> {
     limits: Limits,
     /// The bytes past `in_memory`, when the stream outgrew the spill limit.
     #[cfg(feature = "spill")]
-    file: Option<crate::spill::SpillFile>,
+    file: Option<crate::body::spill::SpillFile>,
     state: TeeState,
     /// Keep what is pulled (false once no hop can replay it any more).
     keep: bool,
@@ -283,7 +377,7 @@ impl<B> Tee<B> {
         }) {
             let written = match self.file.as_mut() {
                 Some(file) => file.append(data),
-                None => crate::spill::SpillFile::create().and_then(|mut file| {
+                None => crate::body::spill::SpillFile::create().and_then(|mut file| {
                     file.append(data)?;
                     self.file = Some(file);
                     Ok(())
@@ -484,7 +578,7 @@ where
     }
 }
 
-impl<B> Body for HopBody<B>
+impl<B> Body for ReplayBody<B>
 where
     B: Body<Data = Bytes>,
     B::Error: Into<BoxError>,
@@ -496,88 +590,34 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match self.get_mut() {
-            Self::Memory(bytes) => Poll::Ready(
+        match &mut self.get_mut().inner {
+            Inner::Empty => Poll::Ready(None),
+            Inner::Memory(bytes) => Poll::Ready(
                 bytes
                     .take()
                     .filter(|b| !b.is_empty())
                     .map(|b| Ok(Frame::data(b))),
             ),
-            Self::Stream(reader) => Pin::new(reader).poll_frame(cx),
+            Inner::Stream(reader) => Pin::new(reader).poll_frame(cx),
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        match self {
-            Self::Memory(bytes) => bytes.as_ref().is_none_or(Bytes::is_empty),
-            Self::Stream(reader) => reader.is_end_stream(),
+        match &self.inner {
+            Inner::Empty => true,
+            Inner::Memory(bytes) => bytes.as_ref().is_none_or(Bytes::is_empty),
+            Inner::Stream(reader) => reader.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
-        match self {
-            Self::Memory(bytes) => {
+        match &self.inner {
+            Inner::Empty => SizeHint::with_exact(0),
+            Inner::Memory(bytes) => {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
-            Self::Stream(reader) => reader.size_hint(),
+            Inner::Stream(reader) => reader.size_hint(),
         }
-    }
-}
-
-// The reqwest adapter's side: reqwest bodies in, reqwest bodies out.
-impl Replay<reqwest::Body> {
-    /// Take the body of a request. A streaming body is wrapped so that what
-    /// it sends is buffered up to `cap` bytes; the returned body is the one
-    /// to send on the first hop.
-    pub(crate) fn new(
-        body: Option<reqwest::Body>,
-        limits: Limits,
-    ) -> (Self, Option<reqwest::Body>) {
-        match body {
-            None => (Self::None, None),
-            Some(body) if body.as_bytes().is_some() => match memory_bytes(body) {
-                Ok(bytes) => (
-                    Self::Memory(bytes.clone()),
-                    Some(reqwest::Body::from(bytes)),
-                ),
-                // Not reached: a body with bytes is ready at once.
-                Err(body) => {
-                    let (this, first) = Self::stream(body, limits);
-                    (this, Some(first.into_reqwest()))
-                }
-            },
-            Some(body) => {
-                let (this, first) = Self::stream(body, limits);
-                (this, Some(first.into_reqwest()))
-            }
-        }
-    }
-
-    /// [`Replay::next_body`] as a reqwest body.
-    pub(crate) fn next_reqwest_body(&self) -> Option<reqwest::Body> {
-        self.next_body().map(HopBody::into_reqwest)
-    }
-}
-
-impl HopBody<reqwest::Body> {
-    /// A reqwest body: from memory it stays reusable (reqwest can clone the
-    /// request, and a retry below can re-send it).
-    fn into_reqwest(self) -> reqwest::Body {
-        match self {
-            Self::Memory(bytes) => reqwest::Body::from(bytes.unwrap_or_default()),
-            Self::Stream(reader) => reqwest::Body::wrap(reader),
-        }
-    }
-}
-
-/// The `Bytes` inside an in-memory reqwest body, without copying them:
-/// reqwest hands its reusable chunk out whole on the first poll.
-fn memory_bytes(mut body: reqwest::Body) -> Result<Bytes, reqwest::Body> {
-    let mut cx = Context::from_waker(Waker::noop());
-    match Pin::new(&mut body).poll_frame(&mut cx) {
-        Poll::Ready(None) => Ok(Bytes::new()),
-        Poll::Ready(Some(Ok(frame))) => frame.into_data().map_err(|_| body),
-        Poll::Ready(Some(Err(_))) | Poll::Pending => Err(body),
     }
 }
 
@@ -660,7 +700,7 @@ mod tests {
     }
 
     /// Read a hop body to its end: its data, and whether trailers came.
-    fn read_all(body: &mut HopBody<Source>) -> Result<(Vec<u8>, bool), String> {
+    fn read_all(body: &mut ReplayBody<Source>) -> Result<(Vec<u8>, bool), String> {
         let waker = Waker::noop();
         let mut out = Vec::new();
         let mut trailers = false;
@@ -841,13 +881,42 @@ mod tests {
     #[test]
     fn memory_bodies_are_shared_not_copied() {
         let bytes = Bytes::from(vec![7u8; 1024]);
-        let (replay, first) =
-            Replay::new(Some(reqwest::Body::from(bytes.clone())), limits(0, None));
-        let first = first.unwrap();
-        let second = replay.next_reqwest_body().unwrap();
-        // Same allocation: the pointers match.
-        assert_eq!(first.as_bytes().unwrap().as_ptr(), bytes.as_ptr());
-        assert_eq!(second.as_bytes().unwrap().as_ptr(), bytes.as_ptr());
+        let (replay, mut first) = Replay::<Source>::memory(bytes.clone());
+        let mut second = replay.next_body().unwrap();
+        assert_eq!(second.size_hint().exact(), Some(1024));
+        for body in [&mut first, &mut second] {
+            let Polled::Data(data) = poll(body, Waker::noop()) else {
+                panic!("one frame")
+            };
+            // Same allocation: the pointers match.
+            assert_eq!(data.as_ptr(), bytes.as_ptr());
+            assert!(matches!(poll(body, Waker::noop()), Polled::End));
+        }
         assert_eq!(replay.pause(), BodyReplay::Available);
+    }
+
+    #[test]
+    fn a_body_already_at_its_end_is_none() {
+        let (replay, first) = Replay::any(http_body_util::Empty::<Bytes>::new(), limits(10, None));
+        assert!(!replay.is_some());
+        assert!(first.is_end_stream());
+    }
+
+    #[test]
+    fn replay_body_is_send_sync_unpin_for_a_send_only_source() {
+        fn check<T: Send + Sync + Unpin + 'static>() {}
+        /// `Send` but not `Sync`.
+        struct NotSync(#[allow(dead_code)] std::cell::Cell<u8>);
+        impl Body for NotSync {
+            type Data = Bytes;
+            type Error = std::io::Error;
+            fn poll_frame(
+                self: Pin<&mut Self>,
+                _: &mut Context<'_>,
+            ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+                Poll::Ready(None)
+            }
+        }
+        check::<ReplayBody<NotSync>>();
     }
 }

@@ -23,7 +23,7 @@ use http::header::HeaderMap;
 use http::{Method, StatusCode};
 use reqwest::IntoUrl;
 
-use crate::error::Detail;
+use crate::engine::error::Detail;
 use crate::{Error, History, Policy};
 
 /// A blocking client that follows redirects under a [`Policy`]. Clones share
@@ -95,7 +95,7 @@ impl Client {
         }
     }
 
-    crate::client::shortcut_methods!();
+    crate::reqwest::client::shortcut_methods!();
 }
 
 /// A blocking request being built.
@@ -119,7 +119,7 @@ impl RequestBuilder {
         self
     }
 
-    crate::client::forward_builder_methods!();
+    crate::reqwest::client::forward_builder_methods!();
 
     /// Follow this request's redirects under `policy`.
     pub fn policy(self, policy: Policy) -> Self {

@@ -1,21 +1,58 @@
-//! The I/O loop around [`Chain`]: send a hop, feed the response head to the
-//! chain, run the hook, repeat. The [`Client`](crate::Client) and the
-//! middleware share it through [`Transport`]; the rules stay in the chain.
+//! The one I/O loop around [`Chain`]: send a hop, feed the response head to
+//! the chain, run the hook, repeat. Every transport — the reqwest
+//! [`Client`](crate::Client), the middleware, the blocking client and the
+//! tower layer — drives this same loop through [`Transport`]; the rules stay
+//! in the chain, the bytes in [`body`](crate::body), and a transport only
+//! translates its own request and response types.
+//!
+//! A hop is described to the transport as a [`Hop`] (method, `Url`,
+//! headers, [`ReplayBody`], version, time left) rather than as an
+//! `http::Request`: reqwest takes a `Url` directly, and going through an
+//! `http::Uri` would parse every hop's URL twice more.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use crate::body::{Limits, Replay};
-use crate::error::Detail;
-use crate::hook::{HookAction, Redirect};
-use crate::{Chain, Error, Policy, Step};
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode, Version};
+use url::Url;
+
+use crate::body::{Replay, ReplayBody};
+use crate::engine::error::Detail;
+use crate::engine::hook::{HookAction, Redirect};
+use crate::{BoxError, Chain, Error, Step};
 
 /// The largest 3xx body that is read so that its connection can be reused.
-const DRAIN_LIMIT: u64 = 64 * 1024;
+pub(crate) const DRAIN_LIMIT: u64 = 64 * 1024;
 
-/// How one request goes out: a reqwest client, or the rest of a middleware
-/// stack.
+/// A response head, as the loop reads it.
+pub(crate) trait Answer {
+    fn status(&self) -> StatusCode;
+    fn headers(&self) -> &HeaderMap;
+}
+
+/// One later hop, for the transport to turn into its own request.
+pub(crate) struct Hop<B> {
+    pub(crate) method: Method,
+    /// Without its fragment, which is never sent.
+    pub(crate) url: Url,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Option<ReplayBody<B>>,
+    pub(crate) version: Version,
+    /// What is left of the chain's deadline.
+    #[cfg_attr(not(feature = "reqwest"), allow(dead_code))] // the tower path has no deadline
+    pub(crate) timeout: Option<Duration>,
+}
+
+/// How one request goes out: a reqwest client, the rest of a middleware
+/// stack, or a tower service.
 pub(crate) trait Transport: Send {
+    /// The caller's request body type.
+    type Body: http_body::Body<Data = Bytes> + Send + 'static;
+    /// The transport's request.
+    type Request: Send;
+    /// The transport's response.
+    type Response: Answer + Send;
     /// What a failed send gives.
     type SendError: Send;
     /// What the caller gets back on failure.
@@ -23,8 +60,18 @@ pub(crate) trait Transport: Send {
 
     fn send(
         &mut self,
-        request: reqwest::Request,
-    ) -> impl Future<Output = Result<reqwest::Response, Self::SendError>> + Send + '_;
+        request: Self::Request,
+    ) -> impl Future<Output = Result<Self::Response, Self::SendError>> + Send + '_;
+
+    /// The request for a later hop.
+    fn hop(&self, hop: Hop<Self::Body>) -> Result<Self::Request, BoxError>;
+
+    /// Read a small 3xx body so that its connection can be reused (see
+    /// [`DRAIN_LIMIT`]); drop any other unread.
+    fn drain(response: Self::Response) -> impl Future<Output = ()> + Send;
+
+    /// The final response, with the chain's history attached.
+    fn finish(response: Self::Response, chain: Chain) -> Self::Response;
 
     /// A failed send, with the chain so far.
     fn send_failed(chain: &Chain, error: Self::SendError) -> Self::Error;
@@ -33,85 +80,63 @@ pub(crate) trait Transport: Send {
     fn redirect_failed(error: Error) -> Self::Error;
 }
 
-impl Transport for reqwest::Client {
-    type SendError = reqwest::Error;
-    type Error = Error;
-
-    fn send(
-        &mut self,
-        request: reqwest::Request,
-    ) -> impl Future<Output = Result<reqwest::Response, reqwest::Error>> + Send + '_ {
-        self.execute(request)
-    }
-
-    fn send_failed(chain: &Chain, error: reqwest::Error) -> Error {
-        if error.is_timeout() {
-            chain.timeout_error(Some(Box::new(error)))
-        } else {
-            chain.request_error(error)
-        }
-    }
-
-    fn redirect_failed(error: Error) -> Error {
-        error
-    }
+/// Where a chain starts: the caller's request (its body already swapped for
+/// the first hop's [`ReplayBody`]), the replay buffer, and the chain.
+pub(crate) struct Start<T: Transport> {
+    pub(crate) request: T::Request,
+    pub(crate) body: Replay<T::Body>,
+    pub(crate) chain: Chain,
+    pub(crate) version: Version,
+    pub(crate) deadline: Option<Instant>,
 }
 
-/// Send `request` and follow its redirects under `policy`.
+/// Send the first request and follow its redirects.
 ///
 /// Not an `async fn`: the chain's state is large, so it is boxed here, once,
 /// and what the caller holds and moves is a pointer and a span (measured: the
 /// unboxed futures cost ~1.5k instructions of memcpy per request).
-pub(crate) fn follow<T: Transport>(
+pub(crate) fn follow<T>(
     transport: T,
-    policy: Policy,
-    request: reqwest::Request,
-) -> impl Future<Output = Result<reqwest::Response, T::Error>> {
+    start: Start<T>,
+) -> impl Future<Output = Result<T::Response, T::Error>> + Send
+where
+    T: Transport,
+    <T::Body as http_body::Body>::Error: Into<BoxError>,
+{
     #[cfg(feature = "tracing")]
     {
         use tracing::Instrument as _;
         let span = tracing::debug_span!(
             "redirect_policy.follow",
-            method = %request.method(),
-            url = %Shown(request.url()),
+            method = %start.chain.method(),
+            url = %Shown(start.chain.url()),
         );
-        Box::pin(run(transport, policy, request)).instrument(span)
+        Box::pin(run(transport, start)).instrument(span)
     }
     #[cfg(not(feature = "tracing"))]
     {
-        Box::pin(run(transport, policy, request))
+        Box::pin(run(transport, start))
     }
 }
 
-async fn run<T: Transport>(
-    mut transport: T,
-    policy: Policy,
-    mut request: reqwest::Request,
-) -> Result<reqwest::Response, T::Error> {
-    let deadline = request.timeout().map(|t| Instant::now() + *t);
-    let version = request.version();
-    let limits = Limits {
-        cap: policy.max_replay_body_limit(),
-        #[cfg(feature = "spill")]
-        spill_after: policy.spill_threshold(),
-        #[cfg(not(feature = "spill"))]
-        spill_after: None,
-    };
-    let (body, first_body) = Replay::new(request.body_mut().take(), limits);
-    *request.body_mut() = first_body;
-    let mut chain = Chain::new(
-        policy,
-        request.method().clone(),
-        request.url().clone(),
-        request.headers().clone(),
-        body.is_some(),
-    );
+async fn run<T>(mut transport: T, start: Start<T>) -> Result<T::Response, T::Error>
+where
+    T: Transport,
+    <T::Body as http_body::Body>::Error: Into<BoxError>,
+{
+    let Start {
+        request,
+        body,
+        mut chain,
+        version,
+        deadline,
+    } = start;
     // The first hop sends the caller's own request, with its extensions,
     // unless a remembered permanent redirect already moved it.
     let mut request = if chain.history().is_empty() {
         request
     } else {
-        hop_request(&chain, &body, deadline, version).map_err(T::redirect_failed)?
+        hop_request(&transport, &chain, &body, deadline, version).map_err(T::redirect_failed)?
     };
     loop {
         let response = match transport.send(request).await {
@@ -121,7 +146,7 @@ async fn run<T: Transport>(
         if !response.status().is_redirection() {
             // Final: the hop's body goes on as it is (a server may answer
             // before it has read the whole upload).
-            return Ok(finish(response, chain));
+            return Ok(T::finish(response, chain));
         }
         // A 3xx head: stop the hop's body reader *before* anything is
         // awaited, and decide from the buffer as it is at this moment. The
@@ -140,14 +165,15 @@ async fn run<T: Transport>(
             .map_err(T::redirect_failed)?;
         if step == Step::Done {
             body.resume();
-            return Ok(finish(response, chain));
+            return Ok(T::finish(response, chain));
         }
         if let Some(before) = before {
-            match run_hook(&mut chain, &response).await {
+            let hooked = run_hook(&mut chain, response.status(), response.headers().clone());
+            match hooked.await {
                 Ok(true) => {}
                 Ok(false) => {
                     body.resume();
-                    return Ok(finish(response, before));
+                    return Ok(T::finish(response, before));
                 }
                 Err(e) => return Err(T::redirect_failed(e)),
             }
@@ -156,13 +182,18 @@ async fn run<T: Transport>(
         trace_hop(&chain);
         // The old hop is abandoned: its reader fails now (the transport
         // resets or closes it), whether or not the body is sent again.
-        request = hop_request(&chain, &body, deadline, version).map_err(T::redirect_failed)?;
-        drain(response).await;
+        request = hop_request(&transport, &chain, &body, deadline, version)
+            .map_err(T::redirect_failed)?;
+        T::drain(response).await;
     }
 }
 
 /// Run the policy's hook on the hop just taken. `Ok(false)`: stop here.
-async fn run_hook(chain: &mut Chain, response: &reqwest::Response) -> Result<bool, Error> {
+async fn run_hook(
+    chain: &mut Chain,
+    status: StatusCode,
+    response_headers: HeaderMap,
+) -> Result<bool, Error> {
     let Some(hook) = chain.policy().redirect_hook() else {
         return Ok(true);
     };
@@ -170,9 +201,9 @@ async fn run_hook(chain: &mut Chain, response: &reqwest::Response) -> Result<boo
         return Ok(true);
     };
     let redirect = Redirect {
-        status: response.status(),
+        status,
         url: hop.url().clone(),
-        response_headers: response.headers().clone(),
+        response_headers,
         next: chain.next_request(),
     };
     match hook.on_redirect(redirect).await {
@@ -183,21 +214,22 @@ async fn run_hook(chain: &mut Chain, response: &reqwest::Response) -> Result<boo
 }
 
 /// The request for the hop the chain now holds.
-fn hop_request(
+fn hop_request<T: Transport>(
+    transport: &T,
     chain: &Chain,
-    body: &Replay<reqwest::Body>,
+    body: &Replay<T::Body>,
     deadline: Option<Instant>,
-    version: http::Version,
-) -> Result<reqwest::Request, Error> {
+    version: Version,
+) -> Result<T::Request, Error>
+where
+    <T::Body as http_body::Body>::Error: Into<BoxError>,
+{
     let mut url = chain.url().clone();
     // A fragment is never sent; the chain keeps it for the final URL.
     url.set_fragment(None);
-    let mut request = reqwest::Request::new(chain.method(), url);
-    *request.headers_mut() = chain.headers().clone();
-    *request.version_mut() = version;
-    if chain.sends_body() {
-        match body.next_reqwest_body() {
-            Some(next) => *request.body_mut() = Some(next),
+    let hop_body = if chain.sends_body() {
+        match body.next_body() {
+            Some(next) => Some(next),
             // Only a stream can fail to give a body, and the chain was told.
             None => {
                 return Err(chain
@@ -207,57 +239,32 @@ fn hop_request(
         }
     } else {
         body.retire();
-    }
-    if let Some(deadline) = deadline {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left == Duration::ZERO {
-            return Err(chain.timeout_error(None));
+        None
+    };
+    let timeout = match deadline {
+        None => None,
+        Some(deadline) => {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left == Duration::ZERO {
+                return Err(chain.timeout_error(None));
+            }
+            Some(left)
         }
-        *request.timeout_mut() = Some(left);
-    }
-    Ok(request)
-}
-
-/// Read a small 3xx body of known length so that its connection goes back
-/// to the pool. A large body, or one of unknown length (which a server could
-/// trickle for ever), is dropped unread, and its connection closed.
-async fn drain(mut response: reqwest::Response) {
-    if response
-        .content_length()
-        .is_none_or(|len| len > DRAIN_LIMIT)
-    {
-        return;
-    }
-    while let Ok(Some(_)) = response.chunk().await {}
-}
-
-/// Attach the history, and give the final URL back its fragment, which
-/// reqwest does not report.
-fn finish(mut response: reqwest::Response, chain: Chain) -> reqwest::Response {
-    let fragment = chain.url().fragment().map(str::to_owned);
-    let history = chain.into_history();
-    if let Some(fragment) = fragment {
-        if response.url().fragment() != Some(fragment.as_str()) {
-            let mut url = response.url().clone();
-            url.set_fragment(Some(&fragment));
-            response = with_url(response, url);
-        }
-    }
-    response.extensions_mut().insert(history);
-    response
-}
-
-/// reqwest has no setter for a response's URL; going through
-/// `http::Response` and back is the public way.
-fn with_url(response: reqwest::Response, url: url::Url) -> reqwest::Response {
-    use reqwest::ResponseBuilderExt as _;
-    let response: http::Response<reqwest::Body> = response.into();
-    let (mut parts, body) = response.into_parts();
-    let marker = http::Response::builder().url(url).body(());
-    if let Ok(marker) = marker {
-        parts.extensions.extend(marker.into_parts().0.extensions);
-    }
-    reqwest::Response::from(http::Response::from_parts(parts, body))
+    };
+    transport
+        .hop(Hop {
+            method: chain.method(),
+            url,
+            headers: chain.headers().clone(),
+            body: hop_body,
+            version,
+            timeout,
+        })
+        .map_err(|e| {
+            chain
+                .error(Detail::InvalidRequest(e))
+                .with_url(chain.url().clone())
+        })
 }
 
 /// One event per hop: status, from, to, methods, body action and the names

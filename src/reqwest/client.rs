@@ -6,8 +6,9 @@ use std::future::Future;
 use http::Method;
 use reqwest::IntoUrl;
 
-use crate::error::Detail;
+use crate::engine::error::Detail;
 use crate::follow::follow;
+use crate::reqwest::transport::start;
 use crate::{Error, Policy};
 
 /// `get`, `post`, ... on a client with a `request(method, url)` method; the
@@ -197,7 +198,7 @@ impl Client {
         &self,
         request: reqwest::Request,
     ) -> impl Future<Output = Result<reqwest::Response, Error>> + Send + 'static {
-        follow(self.inner.clone(), self.policy.clone(), request)
+        follow(self.inner.clone(), start(self.policy.clone(), request))
     }
 
     /// Start a request with any method.
@@ -271,7 +272,7 @@ impl RequestBuilder {
         let policy = policy.unwrap_or_else(|| client.policy.clone());
         let pending = inner
             .build()
-            .map(|request| follow(client.inner, policy, request))
+            .map(|request| follow(client.inner, start(policy, request)))
             .map_err(|e| Error::new(Detail::InvalidRequest(Box::new(e))));
         async move { pending?.await }
     }

@@ -4,11 +4,11 @@
 use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use url::Url;
 
-use crate::error::{BoxError, Detail};
-use crate::history::{BodyAction, Hop};
-use crate::hook::NextRequest;
-use crate::policy::{Downgrade, HttpsUpgrade, MethodRule, UnreplayableBody};
-use crate::rules::{self, Location};
+use crate::engine::error::{BoxError, Detail};
+use crate::engine::history::{BodyAction, Hop};
+use crate::engine::hook::NextRequest;
+use crate::engine::policy::{Downgrade, HttpsUpgrade, MethodRule, UnreplayableBody};
+use crate::engine::rules::{self, Location};
 use crate::{Error, History, Policy};
 
 /// Whether the transport can send the request body again, told to the chain
@@ -448,7 +448,7 @@ fn detached(value: &HeaderValue) -> HeaderValue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::Downgrade;
+    use crate::engine::policy::Downgrade;
     use crate::{BodyAction, ErrorKind};
 
     /// Drives a chain with no I/O: a request, then response heads.

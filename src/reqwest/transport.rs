@@ -1,0 +1,179 @@
+//! reqwest's side of the shared loop: its requests and responses translated
+//! to and from what the loop speaks. The client and the middleware differ
+//! only in how a request is sent.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+use http_body::Body as _;
+
+use crate::body::{Inner, Limits, Replay, ReplayBody};
+use crate::follow::{Answer, Hop, Start, Transport, DRAIN_LIMIT};
+use crate::{BoxError, Chain, Error, Policy};
+
+impl Answer for reqwest::Response {
+    fn status(&self) -> StatusCode {
+        reqwest::Response::status(self)
+    }
+
+    fn headers(&self) -> &HeaderMap {
+        reqwest::Response::headers(self)
+    }
+}
+
+impl From<ReplayBody<reqwest::Body>> for reqwest::Body {
+    /// From memory the body stays reusable (reqwest can clone the request,
+    /// and a retry below can re-send it); a stream is wrapped as it is.
+    fn from(body: ReplayBody<reqwest::Body>) -> Self {
+        match body.inner {
+            Inner::Empty => reqwest::Body::from(Bytes::new()),
+            Inner::Memory(bytes) => reqwest::Body::from(bytes.unwrap_or_default()),
+            Inner::Stream(_) => reqwest::Body::wrap(body),
+        }
+    }
+}
+
+/// Where a reqwest request's chain starts: its body taken into the replay
+/// buffer (in memory: shared; a stream: teed), the first hop's body put back.
+pub(crate) fn start<T>(policy: Policy, mut request: reqwest::Request) -> Start<T>
+where
+    T: Transport<Body = reqwest::Body, Request = reqwest::Request>,
+{
+    let deadline = request.timeout().map(|t| Instant::now() + *t);
+    let limits = Limits::of(&policy);
+    let (body, first) = match request.body_mut().take() {
+        None => (Replay::None, None),
+        Some(body) => {
+            let (replay, first) = match memory_bytes(body) {
+                Ok(bytes) => Replay::memory(bytes),
+                Err(body) => Replay::stream(body, limits),
+            };
+            (replay, Some(reqwest::Body::from(first)))
+        }
+    };
+    *request.body_mut() = first;
+    let chain = Chain::new(
+        policy,
+        request.method().clone(),
+        request.url().clone(),
+        request.headers().clone(),
+        body.is_some(),
+    );
+    Start {
+        version: request.version(),
+        request,
+        body,
+        chain,
+        deadline,
+    }
+}
+
+/// The `Bytes` inside an in-memory reqwest body, without copying them:
+/// reqwest hands its reusable chunk out whole on the first poll.
+fn memory_bytes(mut body: reqwest::Body) -> Result<Bytes, reqwest::Body> {
+    if body.as_bytes().is_none() {
+        return Err(body);
+    }
+    let mut cx = Context::from_waker(Waker::noop());
+    match Pin::new(&mut body).poll_frame(&mut cx) {
+        Poll::Ready(None) => Ok(Bytes::new()),
+        Poll::Ready(Some(Ok(frame))) => frame.into_data().map_err(|_| body),
+        // Not reached: a body with bytes is ready at once.
+        Poll::Ready(Some(Err(_))) | Poll::Pending => Err(body),
+    }
+}
+
+/// A later hop as a reqwest request.
+pub(crate) fn hop(hop: Hop<reqwest::Body>) -> reqwest::Request {
+    let mut request = reqwest::Request::new(hop.method, hop.url);
+    *request.headers_mut() = hop.headers;
+    *request.version_mut() = hop.version;
+    *request.body_mut() = hop.body.map(reqwest::Body::from);
+    *request.timeout_mut() = hop.timeout;
+    request
+}
+
+/// Read a small 3xx body of known length so that its connection goes back
+/// to the pool. A large body, or one of unknown length (which a server could
+/// trickle for ever), is dropped unread, and its connection closed.
+pub(crate) async fn drain(mut response: reqwest::Response) {
+    if response
+        .content_length()
+        .is_none_or(|len| len > DRAIN_LIMIT)
+    {
+        return;
+    }
+    while let Ok(Some(_)) = response.chunk().await {}
+}
+
+/// Attach the history, and give the final URL back its fragment, which
+/// reqwest does not report.
+pub(crate) fn finish(mut response: reqwest::Response, chain: Chain) -> reqwest::Response {
+    let fragment = chain.url().fragment().map(str::to_owned);
+    let history = chain.into_history();
+    if let Some(fragment) = fragment {
+        if response.url().fragment() != Some(fragment.as_str()) {
+            let mut url = response.url().clone();
+            url.set_fragment(Some(&fragment));
+            response = with_url(response, url);
+        }
+    }
+    response.extensions_mut().insert(history);
+    response
+}
+
+/// reqwest has no setter for a response's URL; going through
+/// `http::Response` and back is the public way.
+fn with_url(response: reqwest::Response, url: url::Url) -> reqwest::Response {
+    use reqwest::ResponseBuilderExt as _;
+    let response: http::Response<reqwest::Body> = response.into();
+    let (mut parts, body) = response.into_parts();
+    let marker = http::Response::builder().url(url).body(());
+    if let Ok(marker) = marker {
+        parts.extensions.extend(marker.into_parts().0.extensions);
+    }
+    reqwest::Response::from(http::Response::from_parts(parts, body))
+}
+
+impl Transport for reqwest::Client {
+    type Body = reqwest::Body;
+    type Request = reqwest::Request;
+    type Response = reqwest::Response;
+    type SendError = reqwest::Error;
+    type Error = Error;
+
+    fn send(
+        &mut self,
+        request: reqwest::Request,
+    ) -> impl Future<Output = Result<reqwest::Response, reqwest::Error>> + Send + '_ {
+        self.execute(request)
+    }
+
+    fn hop(&self, next: Hop<reqwest::Body>) -> Result<reqwest::Request, BoxError> {
+        Ok(hop(next))
+    }
+
+    fn drain(response: reqwest::Response) -> impl Future<Output = ()> + Send {
+        drain(response)
+    }
+
+    fn finish(response: reqwest::Response, chain: Chain) -> reqwest::Response {
+        finish(response, chain)
+    }
+
+    fn send_failed(chain: &Chain, error: reqwest::Error) -> Error {
+        if error.is_timeout() {
+            chain.timeout_error(Some(Box::new(error)))
+        } else {
+            chain.request_error(error)
+        }
+    }
+
+    fn redirect_failed(error: Error) -> Error {
+        error
+    }
+}

@@ -1,0 +1,334 @@
+//! The tower transport: [`FollowRedirectLayer`] and [`FollowRedirect`], for
+//! SDKs built on hyper-util and tower. It translates `http::Request` and
+//! `http::Response` to and from the shared loop; every rule is the engine's.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Extensions, HeaderMap, Request, Response, StatusCode, Uri};
+use http_body::Body;
+use tower_service::Service;
+
+use crate::body::{Limits, Replay, ReplayBody};
+use crate::engine::error::Detail;
+use crate::follow::{follow, Answer, Hop, Start, Transport, DRAIN_LIMIT};
+use crate::{BoxError, Chain, Error, Policy};
+
+/// A [`tower_layer::Layer`] that follows redirects under a [`Policy`].
+///
+/// ```
+/// use redirect_policy::{FollowRedirectLayer, Policy};
+/// use tower_layer::Layer as _;
+///
+/// # fn wrap<S>(inner: S) -> redirect_policy::FollowRedirect<S> {
+/// let service = FollowRedirectLayer::new(Policy::standard()).layer(inner);
+/// # service }
+/// ```
+///
+/// The inner service is called with `http::Request<ReplayBody<B>>` and
+/// must answer `http::Response<_>`; a hyper-util legacy
+/// `Client<HttpConnector, ReplayBody<B>>` is one. The request URI must be
+/// absolute (scheme and authority), as such a client needs anyway.
+#[derive(Clone, Debug, Default)]
+pub struct FollowRedirectLayer {
+    policy: Policy,
+}
+
+impl FollowRedirectLayer {
+    /// A layer that follows redirects under `policy`.
+    #[must_use]
+    pub fn new(policy: Policy) -> Self {
+        Self { policy }
+    }
+
+    /// The policy used by requests that carry none of their own.
+    #[must_use]
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+}
+
+impl<S> tower_layer::Layer<S> for FollowRedirectLayer {
+    type Service = FollowRedirect<S>;
+
+    fn layer(&self, inner: S) -> FollowRedirect<S> {
+        FollowRedirect::new(inner, self.policy.clone())
+    }
+}
+
+/// A tower [`Service`] that follows the redirects of the service it wraps.
+///
+/// - The first hop goes to the inner service that [`Service::poll_ready`]
+///   made ready; each later hop goes to a clone of it, made ready and called
+///   once (tower's `oneshot`).
+/// - The request body is sent at once and kept for replay
+///   ([`ReplayBody`]): streams follow a 307/308 too, up to
+///   [`Policy::max_replay_body`].
+/// - A [`Policy`] in the request's extensions overrides the layer's for that
+///   request; every hop carries a clone of the request's extensions.
+/// - The final response carries a [`History`](crate::History) in its
+///   extensions.
+/// - Errors are [`Error`]; an error of the inner service is its source, with
+///   [`ErrorKind::Request`](crate::ErrorKind::Request) and the history so
+///   far.
+/// - There is no timer here, so that the layer is tied to no runtime: bound
+///   a whole chain with a timeout layer *outside* this one (for example
+///   `tower::timeout::TimeoutLayer`, or `tokio::time::timeout` around the
+///   call). A timeout layer inside bounds each hop.
+#[derive(Clone)]
+pub struct FollowRedirect<S> {
+    inner: S,
+    policy: Policy,
+}
+
+impl<S> fmt::Debug for FollowRedirect<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FollowRedirect")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> FollowRedirect<S> {
+    /// Follow the redirects of `inner` under `policy`.
+    #[must_use]
+    pub fn new(inner: S, policy: Policy) -> Self {
+        Self { inner, policy }
+    }
+
+    /// A layer with `policy`.
+    #[must_use]
+    pub fn layer(policy: Policy) -> FollowRedirectLayer {
+        FollowRedirectLayer::new(policy)
+    }
+
+    /// The policy used by requests that carry none of their own.
+    #[must_use]
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The wrapped service.
+    #[must_use]
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, to change.
+    pub fn inner_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The wrapped service, taking it out.
+    #[must_use]
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+/// The future of [`FollowRedirect`]: the whole chain, boxed once.
+#[must_use = "futures do nothing unless polled"]
+pub struct FollowRedirectFuture<ResBody> {
+    inner: Pin<Box<dyn Future<Output = Result<Response<ResBody>, Error>> + Send>>,
+}
+
+impl<ResBody> fmt::Debug for FollowRedirectFuture<ResBody> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FollowRedirectFuture")
+            .finish_non_exhaustive()
+    }
+}
+
+impl<ResBody> Future for FollowRedirectFuture<ResBody> {
+    type Output = Result<Response<ResBody>, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+impl<S, B, ResBody> Service<Request<B>> for FollowRedirect<S>
+where
+    S: Service<Request<ReplayBody<B>>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: Into<BoxError>,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+    ResBody: Body + Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = Error;
+    type Future = FollowRedirectFuture<ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.inner
+            .poll_ready(cx)
+            .map_err(|e| Error::new(Detail::Request(e.into())))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        // The service made ready takes the first hop; a clone stays here.
+        let clone = self.inner.clone();
+        let ready = std::mem::replace(&mut self.inner, clone);
+        let policy = request
+            .extensions()
+            .get::<Policy>()
+            .cloned()
+            .unwrap_or_else(|| self.policy.clone());
+        let inner: Pin<Box<dyn Future<Output = _> + Send>> = match start(policy, request) {
+            Ok((start, extensions)) => {
+                let transport = Tower {
+                    service: ready,
+                    first: true,
+                    extensions,
+                    _body: std::marker::PhantomData,
+                };
+                Box::pin(follow(transport, start))
+            }
+            Err(e) => Box::pin(std::future::ready(Err(e))),
+        };
+        FollowRedirectFuture { inner }
+    }
+}
+
+/// Where a tower request's chain starts; the extensions are kept for the
+/// later hops.
+#[allow(clippy::type_complexity)] // a tuple of the two things the caller needs
+fn start<S, B, ResBody>(
+    policy: Policy,
+    request: Request<B>,
+) -> Result<(Start<Tower<S, B, ResBody>>, Extensions), Error>
+where
+    S: Service<Request<ReplayBody<B>>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: Into<BoxError>,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+    ResBody: Body + Send + 'static,
+{
+    let (parts, source) = request.into_parts();
+    let url = url::Url::parse(&parts.uri.to_string()).map_err(|e| {
+        let message = format!(
+            "the request URI `{}` must be absolute (scheme and host) to follow redirects: {e}",
+            parts.uri
+        );
+        Error::new(Detail::InvalidRequest(message.into()))
+    })?;
+    let (body, first) = Replay::any(source, Limits::of(&policy));
+    let chain = Chain::new(
+        policy,
+        parts.method.clone(),
+        url,
+        parts.headers.clone(),
+        body.is_some(),
+    );
+    let extensions = parts.extensions.clone();
+    let version = parts.version;
+    Ok((
+        Start {
+            request: Request::from_parts(parts, first),
+            body,
+            chain,
+            version,
+            deadline: None,
+        },
+        extensions,
+    ))
+}
+
+/// The loop's view of a tower service.
+struct Tower<S, B, ResBody> {
+    /// The service made ready by `poll_ready`: it takes the first hop, and
+    /// each later hop goes to a clone of it.
+    service: S,
+    first: bool,
+    extensions: Extensions,
+    _body: std::marker::PhantomData<fn() -> (B, ResBody)>,
+}
+
+impl<ResBody> Answer for Response<ResBody> {
+    fn status(&self) -> StatusCode {
+        Response::status(self)
+    }
+
+    fn headers(&self) -> &HeaderMap {
+        Response::headers(self)
+    }
+}
+
+impl<S, B, ResBody> Transport for Tower<S, B, ResBody>
+where
+    S: Service<Request<ReplayBody<B>>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: Into<BoxError>,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+    ResBody: Body + Send + 'static,
+{
+    type Body = B;
+    type Request = Request<ReplayBody<B>>;
+    type Response = Response<ResBody>;
+    type SendError = BoxError;
+    type Error = Error;
+
+    fn send(
+        &mut self,
+        request: Self::Request,
+    ) -> impl Future<Output = Result<Self::Response, BoxError>> + Send + '_ {
+        // The first hop takes the ready service; later hops a clone of it,
+        // made ready here (tower's `oneshot`).
+        let first = std::mem::replace(&mut self.first, false);
+        async move {
+            if first {
+                self.service.call(request).await.map_err(Into::into)
+            } else {
+                let mut service = self.service.clone();
+                std::future::poll_fn(|cx| service.poll_ready(cx))
+                    .await
+                    .map_err(Into::into)?;
+                service.call(request).await.map_err(Into::into)
+            }
+        }
+    }
+
+    fn hop(&self, hop: Hop<B>) -> Result<Self::Request, BoxError> {
+        let uri = Uri::try_from(hop.url.as_str())?;
+        let mut request = Request::new(hop.body.unwrap_or_default());
+        *request.method_mut() = hop.method;
+        *request.uri_mut() = uri;
+        *request.headers_mut() = hop.headers;
+        *request.version_mut() = hop.version;
+        *request.extensions_mut() = self.extensions.clone();
+        Ok(request)
+    }
+
+    fn drain(response: Self::Response) -> impl Future<Output = ()> + Send {
+        drain(response.into_body())
+    }
+
+    fn finish(mut response: Self::Response, chain: Chain) -> Self::Response {
+        response.extensions_mut().insert(chain.into_history());
+        response
+    }
+
+    fn send_failed(chain: &Chain, error: BoxError) -> Error {
+        chain.request_error(error)
+    }
+
+    fn redirect_failed(error: Error) -> Error {
+        error
+    }
+}
+
+/// Read a small 3xx body of known length so that its connection goes back
+/// to the pool; drop any other unread.
+async fn drain<ResBody: Body + Send>(body: ResBody) {
+    if body.size_hint().exact().is_none_or(|len| len > DRAIN_LIMIT) {
+        return;
+    }
+    let mut body = std::pin::pin!(body);
+    while let Some(Ok(_)) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {}
+}
