@@ -13,10 +13,21 @@
 //!   origin, not even on a later hop, and https → http is refused;
 //! - it **records every hop** in a [`History`].
 //!
-//! It is *not* an HTTP client of its own: the [`Client`] re-issues each hop
-//! through reqwest. Its core, [`Chain`], is a sans-IO state machine (only
-//! `http`, `url` and `bytes`; no async, no reqwest), so an SDK can drive it
-//! with any transport (`default-features = false`).
+//! It is *not* an HTTP client of its own: each hop is re-issued through
+//! reqwest or through a tower service. Its core, [`Chain`], is a sans-IO
+//! state machine (only `http`, `url` and `bytes`; no async, no reqwest), and
+//! one I/O loop drives it for every transport, so the rules, the body
+//! guarantees and the errors are the same whichever you pick.
+//!
+//! # Which adapter
+//!
+//! | you have | use | feature |
+//! |---|---|---|
+//! | reqwest code | `Client` in place of `reqwest::Client` | `reqwest` (default) |
+//! | a reqwest-middleware stack | `FollowRedirectsMiddleware` | `middleware` |
+//! | code that does not run async | `blocking::Client` | `blocking` |
+//! | an SDK on hyper-util / tower | `FollowRedirectLayer`, `FollowRedirect` | `tower` (no reqwest) |
+//! | another transport | drive [`Chain`] yourself | none (`default-features = false`) |
 //!
 //! # Quick example
 //!
@@ -109,6 +120,7 @@
 //! | `middleware` | no | `FollowRedirectsMiddleware` for reqwest-middleware 0.5 |
 //! | `blocking` | no | `blocking::Client`, for code that does not run async |
 //! | `http2` | no | reqwest's HTTP/2 (replays, early 3xx and the rules are tested over h2 too) |
+//! | `tower` | no | `FollowRedirectLayer` and `FollowRedirect` for hyper-util and tower; `ReplayBody<B>` over any `http_body::Body` (no reqwest, not all of tower) |
 //! | `spill` | no | `Policy::spill_to_disk`: a streamed body's replay buffer spills to a temporary file past a threshold, so bodies larger than memory can follow a 307 |
 //!
 //! Opt-in behaviour that needs no feature: the redirect hook
@@ -182,5 +194,9 @@ mod assertions {
         send_sync::<crate::Error>();
         #[cfg(feature = "reqwest")]
         send_sync::<crate::Client>();
+        #[cfg(any(feature = "reqwest", feature = "tower"))]
+        send_sync::<crate::ReplayBody<http_body_util::Full<bytes::Bytes>>>();
+        #[cfg(feature = "tower")]
+        send_sync::<crate::FollowRedirectLayer>();
     }
 }

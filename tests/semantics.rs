@@ -6,33 +6,8 @@ mod support;
 
 use http::{Method, StatusCode};
 use redirect_policy::{BodyAction, Client, History, MethodRule, Policy};
+use support::spec::{keeps, methods, STATUSES};
 use support::{Reply, Server};
-
-const STATUSES: [u16; 5] = [301, 302, 303, 307, 308];
-
-fn methods() -> Vec<Method> {
-    vec![
-        Method::GET,
-        Method::HEAD,
-        Method::POST,
-        Method::PUT,
-        Method::DELETE,
-        Method::PATCH,
-        Method::OPTIONS,
-        Method::from_bytes(b"FROBNICATE").unwrap(),
-    ]
-}
-
-/// The spec §1 table: does `status` keep `method` (`=`) under the preset?
-fn keeps(preset: &str, status: u16, method: &Method) -> bool {
-    let get_or_head = *method == Method::GET || *method == Method::HEAD;
-    match (preset, status) {
-        (_, 307 | 308) | ("strict", 301 | 302) => true,
-        (_, 303) | ("legacy", 301 | 302) => get_or_head,
-        ("standard", 301 | 302) => *method != Method::POST,
-        _ => unreachable!(),
-    }
-}
 
 #[tokio::test]
 async fn spec_table_for_every_preset_status_and_method() {

@@ -2,10 +2,16 @@
 //! carries the whole original body or none at all — never an empty or
 //! truncated body sent as if it were whole. Every case runs through every
 //! adapter that drives the shared loop (`Client`, the middleware,
-//! `blocking::Client`), over HTTP/1.1 and h2c, and checks the body of every
+//! `blocking::Client`, the tower layer over hyper-util), over HTTP/1.1 and
+//! h2c, and checks the body of every
 //! hop that reached a server, not only the last (a later 302/303 drops the
 //! body and would hide a bad replay).
-#![cfg(all(feature = "middleware", feature = "blocking", feature = "http2"))]
+#![cfg(all(
+    feature = "middleware",
+    feature = "blocking",
+    feature = "http2",
+    feature = "tower"
+))]
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
 mod support;
@@ -18,7 +24,7 @@ use proptest::prelude::*;
 use redirect_policy::{ErrorKind, FollowRedirectsMiddleware, Policy, UnreplayableBody};
 use support::{
     pattern, slow_stream, stream_with_empty_chunks, tracked_stream, wait_until, BodyEnd, Read,
-    Reply, Seen, Server,
+    Reply, Seen, Server, Upload,
 };
 
 const KIB: usize = 1024;
@@ -29,9 +35,15 @@ enum Adapter {
     Client,
     Middleware,
     Blocking,
+    Tower,
 }
 
-const ADAPTERS: [Adapter; 3] = [Adapter::Client, Adapter::Middleware, Adapter::Blocking];
+const ADAPTERS: [Adapter; 4] = [
+    Adapter::Client,
+    Adapter::Middleware,
+    Adapter::Blocking,
+    Adapter::Tower,
+];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Proto {
@@ -99,6 +111,24 @@ async fn send(
             tokio::task::spawn_blocking(move || thread.join().unwrap())
                 .await
                 .unwrap()
+        }
+        Adapter::Tower => {
+            use tower::ServiceExt as _;
+            let client =
+                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                    .http2_only(proto == Proto::H2)
+                    .build_http::<redirect_policy::ReplayBody<Upload>>();
+            let service = redirect_policy::FollowRedirectLayer::new(policy);
+            let service = tower_layer::Layer::layer(&service, client);
+            let request = http::Request::builder()
+                .method(method)
+                .uri(url)
+                .body(Upload::new(body))
+                .unwrap();
+            match service.oneshot(request).await {
+                Ok(response) => Outcome::Ok(response.status()),
+                Err(e) => Outcome::Err(e.kind()),
+            }
         }
     }
 }
@@ -527,7 +557,7 @@ fn random_early_answers_never_send_a_short_hop() {
         0usize..700 * KIB,
         prop_oneof![Just(usize::MAX), (16 * KIB)..MIB],
         0u64..500,
-        0usize..3,
+        0usize..ADAPTERS.len(),
         any::<bool>(),
     );
     proptest::test_runner::TestRunner::new(config)

@@ -22,6 +22,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::sync::oneshot;
 
+pub mod spec;
+
 /// What one request looked like when it reached the server.
 #[derive(Clone, Debug)]
 pub struct Seen {
@@ -605,6 +607,42 @@ fn stalled(bytes: Bytes, stall: Duration) -> BoxBody<Bytes, std::io::Error> {
         Ok(hyper::body::Frame::data(bytes))
     });
     BodyExt::boxed(StreamBody::new(stream))
+}
+
+/// A named request body type: with a bare boxed body as the type parameter,
+/// rustc cannot prove a spawned future `Send` ("implementation of `Service`
+/// is not general enough"), with this layer as with tower-http's.
+pub struct Upload(pub BoxBody<Bytes, redirect_policy::BoxError>);
+
+impl hyper::body::Body for Upload {
+    type Data = Bytes;
+    type Error = redirect_policy::BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, redirect_policy::BoxError>>> {
+        std::pin::Pin::new(&mut self.0).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.0.size_hint()
+    }
+}
+
+impl Upload {
+    /// Any body whose error converts.
+    pub fn new<B>(body: B) -> Self
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + Sync + 'static,
+        B::Error: Into<redirect_policy::BoxError>,
+    {
+        Self(BodyExt::boxed(BodyExt::map_err(body, Into::into)))
+    }
 }
 
 /// A body of `len` bytes whose content depends on position, so that a lost,
