@@ -1,0 +1,423 @@
+//! Side-by-side benchmark of the tower layer: tower-http 0.7's
+//! `FollowRedirect` (given `clone_body_fn`, so that it can replay bodies in
+//! memory) against `redirect_policy::FollowRedirectLayer`, each over a
+//! hyper-util client of the same configuration, in one process, on one local
+//! server.
+//!
+//! ```text
+//! cargo bench --bench tower --features tower,spill                 # everything
+//! cargo bench --bench tower --features tower,spill -- grid         # the throughput grid
+//! cargo bench --bench tower --features tower,spill -- stream       # streamed vs in memory
+//! cargo bench --bench tower --features tower,spill -- memory       # 1 GiB through a 307, spill on
+//! cargo bench --bench tower --features tower,spill -- --rounds 3   # fewer rounds (default 7)
+//! # instruction counts (callgrind): build, then for SIDE in tower-http ours, HOPS in 0 1, N in 300 600
+//! cargo bench --bench tower --features tower --no-run
+//! valgrind --tool=callgrind target/release/deps/tower-* --profile SIDE HOPS N
+//! ```
+//!
+//! As in `compare`, each cell alternates the sides in short runs (the order
+//! flips every round); figures are medians, spreads the range of the
+//! per-round ratios.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: a panic is the report
+#![allow(clippy::cast_precision_loss)] // figures for a report: f64 is precise enough
+
+use std::convert::Infallible;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt as _, Full, StreamBody};
+use hyper::body::Frame;
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use redirect_policy::{Policy, ReplayBody};
+use tower::ServiceExt as _;
+use tower_http::follow_redirect::policy::{self as th_policy, PolicyExt as _};
+
+mod common;
+
+use common::start_server;
+
+type TowerHttp = tower_http::follow_redirect::FollowRedirect<
+    Client<HttpConnector, Full<Bytes>>,
+    th_policy::And<
+        th_policy::Standard,
+        th_policy::CloneBodyFn<fn(&Full<Bytes>) -> Option<Full<Bytes>>>,
+    >,
+>;
+type Ours = redirect_policy::FollowRedirect<Client<HttpConnector, ReplayBody<Full<Bytes>>>>;
+type OursStream = redirect_policy::FollowRedirect<Client<HttpConnector, ReplayBody<Chunks>>>;
+
+#[allow(clippy::unnecessary_wraps)] // the shape tower-http's clone_body_fn takes
+fn clone_full(body: &Full<Bytes>) -> Option<Full<Bytes>> {
+    Some(body.clone())
+}
+
+fn hyper_client<B>() -> Client<HttpConnector, B>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new()).build(connector)
+}
+
+#[derive(Clone)]
+enum Side {
+    TowerHttp(TowerHttp),
+    Ours(Ours),
+}
+
+impl Side {
+    async fn post(&self, url: &str, body: Bytes) {
+        let request = |b| Request::post(url).body(b).unwrap();
+        let response = match self {
+            Side::TowerHttp(s) => s.clone().oneshot(request(Full::new(body))).await.unwrap(),
+            Side::Ours(s) => s.clone().oneshot(request(Full::new(body))).await.unwrap(),
+        };
+        assert_eq!(response.status(), StatusCode::OK);
+        let _ = response.into_body().collect().await.unwrap();
+    }
+}
+
+fn sides() -> (Side, Side) {
+    let policy = th_policy::Standard::default()
+        .and::<_, Full<Bytes>, ()>(th_policy::clone_body_fn(clone_full as fn(&_) -> _));
+    let tower_http =
+        tower_http::follow_redirect::FollowRedirect::with_policy(hyper_client(), policy);
+    let ours = redirect_policy::FollowRedirect::new(hyper_client(), Policy::standard());
+    (Side::TowerHttp(tower_http), Side::Ours(ours))
+}
+
+/// CPU time of the runtime's worker thread so far, in ns (see `compare`).
+async fn worker_cpu_ns() -> u64 {
+    tokio::spawn(async {
+        std::fs::read_to_string("/proc/thread-self/schedstat")
+            .ok()
+            .and_then(|s| s.split_whitespace().next().and_then(|n| n.parse().ok()))
+            .unwrap_or(0)
+    })
+    .await
+    .unwrap()
+}
+
+#[derive(Clone, Copy)]
+struct Run {
+    rps: f64,
+    cpu_us: f64,
+}
+
+async fn measure(side: &Side, url: &str, body: &Bytes, tasks: usize, run: Duration) -> Run {
+    let cpu0 = worker_cpu_ns().await;
+    let started = Instant::now();
+    let deadline = started + run;
+    let mut handles = Vec::new();
+    for _ in 0..tasks {
+        let (side, url, body) = (side.clone(), url.to_owned(), body.clone());
+        handles.push(tokio::spawn(async move {
+            let mut done = 0u64;
+            while Instant::now() < deadline {
+                side.post(&url, body.clone()).await;
+                done += 1;
+            }
+            done
+        }));
+    }
+    let mut done = 0;
+    for h in handles {
+        done += h.await.unwrap();
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = worker_cpu_ns().await - cpu0;
+    Run {
+        rps: done as f64 / elapsed,
+        cpu_us: cpu as f64 / 1e3 / done as f64,
+    }
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        f64::midpoint(values[n / 2 - 1], values[n / 2])
+    }
+}
+
+fn spread(values: &[f64]) -> String {
+    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = values.iter().copied().fold(0.0, f64::max);
+    format!("{lo:.3} – {hi:.3}")
+}
+
+async fn grid(base: &str, rounds: usize) {
+    let (theirs, ours) = sides();
+    println!("## Throughput: tower-http 0.7 FollowRedirect vs redirect-policy's layer\n");
+    println!(
+        "{rounds} rounds per cell, 0.3 s per side per round, the order flipping every round. \
+         Medians. `wall` = tower-http req/s ÷ ours req/s; `cpu` = ours ÷ tower-http client CPU \
+         per request. Both are ours-over-tower-http costs: ≤ 1.02 is the target.\n"
+    );
+    println!(
+        "| body | hops | tasks | tower-http req/s | ours req/s | wall ratio | wall spread | \
+         tower-http cpu µs/req | ours cpu µs/req | cpu ratio | cpu spread |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|");
+    let run = Duration::from_millis(300);
+    let (mut worst_wall, mut worst_cpu): (f64, f64) = (0.0, 0.0);
+    for (label, size) in [
+        ("0 B", 0usize),
+        ("16 KiB", 16 * 1024),
+        ("1 MiB", 1024 * 1024),
+    ] {
+        let body = Bytes::from(vec![7u8; size]);
+        for hops in [0u32, 1, 5] {
+            let url = format!("{base}/hop/{hops}");
+            for tasks in [1usize, 16] {
+                measure(&theirs, &url, &body, tasks, Duration::from_millis(100)).await;
+                measure(&ours, &url, &body, tasks, Duration::from_millis(100)).await;
+                let (mut a, mut b, mut wall, mut cpu) = (vec![], vec![], vec![], vec![]);
+                for round in 0..rounds {
+                    let (x, y) = if round % 2 == 0 {
+                        let x = measure(&theirs, &url, &body, tasks, run).await;
+                        (x, measure(&ours, &url, &body, tasks, run).await)
+                    } else {
+                        let y = measure(&ours, &url, &body, tasks, run).await;
+                        (measure(&theirs, &url, &body, tasks, run).await, y)
+                    };
+                    wall.push(x.rps / y.rps);
+                    cpu.push(y.cpu_us / x.cpu_us);
+                    a.push(x);
+                    b.push(y);
+                }
+                let wall_m = median(&mut wall.clone());
+                let cpu_m = median(&mut cpu.clone());
+                worst_wall = worst_wall.max(wall_m);
+                worst_cpu = worst_cpu.max(cpu_m);
+                let pick = |runs: &[Run], f: fn(&Run) -> f64| {
+                    median(&mut runs.iter().map(f).collect::<Vec<_>>())
+                };
+                println!(
+                    "| {label} | {hops} | {tasks} | {:.0} | {:.0} | {wall_m:.3} | {} | {:.1} | \
+                     {:.1} | {cpu_m:.3} | {} |",
+                    pick(&a, |r| r.rps),
+                    pick(&b, |r| r.rps),
+                    spread(&wall),
+                    pick(&a, |r| r.cpu_us),
+                    pick(&b, |r| r.cpu_us),
+                    spread(&cpu),
+                );
+            }
+        }
+    }
+    println!("\nworst median ratio: wall {worst_wall:.3}, cpu {worst_cpu:.3}\n");
+}
+
+/// A named streamed body: `data` in 64 KiB frames.
+struct Chunks(http_body_util::combinators::BoxBody<Bytes, Infallible>);
+
+impl hyper::body::Body for Chunks {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        std::pin::Pin::new(&mut self.0).poll_frame(cx)
+    }
+}
+
+fn chunks(data: &Bytes, chunk: usize) -> Chunks {
+    let data = data.clone();
+    let frames = futures_util::stream::unfold(0usize, move |at| {
+        let data = data.clone();
+        async move {
+            (at < data.len()).then(|| {
+                let end = (at + chunk).min(data.len());
+                (Ok(Frame::data(data.slice(at..end))), end)
+            })
+        }
+    });
+    Chunks(StreamBody::new(frames).boxed())
+}
+
+async fn streaming(base: &str, rounds: usize) {
+    let data = Bytes::from(vec![3u8; 1024 * 1024]);
+    let url = format!("{base}/hop/1");
+    let memory = redirect_policy::FollowRedirect::new(hyper_client(), Policy::standard());
+    let streamed: OursStream =
+        redirect_policy::FollowRedirect::new(hyper_client(), Policy::standard());
+    let time = |streamed_body: bool| {
+        let (memory, streamed, url, data) =
+            (memory.clone(), streamed.clone(), url.clone(), data.clone());
+        async move {
+            let n = 40;
+            let started = Instant::now();
+            for _ in 0..n {
+                let response = if streamed_body {
+                    let request = Request::post(&url).body(chunks(&data, 64 * 1024)).unwrap();
+                    streamed.clone().oneshot(request).await.unwrap()
+                } else {
+                    let request = Request::post(&url).body(Full::new(data.clone())).unwrap();
+                    memory.clone().oneshot(request).await.unwrap()
+                };
+                assert_eq!(response.status(), StatusCode::OK);
+                let _ = response.into_body().collect().await.unwrap();
+            }
+            started.elapsed().as_secs_f64() / f64::from(n)
+        }
+    };
+    time(true).await;
+    time(false).await;
+    let (mut s, mut m, mut ratios) = (vec![], vec![], vec![]);
+    for round in 0..rounds {
+        let (x, y) = if round % 2 == 0 {
+            let x = time(true).await;
+            (x, time(false).await)
+        } else {
+            let y = time(false).await;
+            (time(true).await, y)
+        };
+        s.push(x);
+        m.push(y);
+        ratios.push(x / y);
+    }
+    println!("## Streaming through the layer: a 1 MiB body through one 307\n");
+    println!("| body | time per request (median) |");
+    println!("|---|---:|");
+    println!(
+        "| in memory (`Full<Bytes>`) | {:.0} µs |",
+        median(&mut m) * 1e6
+    );
+    println!(
+        "| streamed, 64 KiB frames | {:.0} µs |",
+        median(&mut s) * 1e6
+    );
+    println!(
+        "\nstreamed ÷ in memory: {:.3} (spread {}; target ≤ 1.10). tower-http cannot follow the \
+         streamed request at all: it returns the 307.\n",
+        median(&mut ratios.clone()),
+        spread(&ratios)
+    );
+}
+
+/// In a child process: one 1 GiB streamed PUT through a 307, spill on;
+/// prints the peak resident set in KiB.
+#[cfg(feature = "spill")]
+fn child(base: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        const MIB: usize = 1024 * 1024;
+        let policy = Policy::standard()
+            .max_replay_body(2048 * MIB)
+            .spill_to_disk(8 * MIB);
+        let service: OursStream = redirect_policy::FollowRedirect::new(hyper_client(), policy);
+        // Generated as it goes: the source never holds the body.
+        let chunk = Bytes::from(vec![9u8; 64 * 1024]);
+        let frames = futures_util::stream::iter(
+            (0..(1024 * MIB / chunk.len()))
+                .map(move |_| Ok::<_, Infallible>(Frame::data(Bytes::copy_from_slice(&chunk)))),
+        );
+        let request = Request::put(format!("{base}/hop/1"))
+            .body(Chunks(StreamBody::new(frames).boxed()))
+            .unwrap();
+        let response = service.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    });
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let hwm = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .unwrap()
+        .trim()
+        .trim_end_matches(" kB");
+    println!("{hwm}");
+}
+
+#[cfg(feature = "spill")]
+fn memory(base: &str) {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--child", base])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let kib: f64 = String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    println!(
+        "## Memory through the layer\n\n1 GiB streamed PUT through one 307, spilling past 8 MiB: \
+         peak RSS {:.1} MiB (target ≤ 64 MiB)\n",
+        kib / 1024.0
+    );
+}
+
+/// `--profile SIDE HOPS N`: N POSTs with an empty body, for callgrind.
+fn profile(side: &str, hops: u32, n: usize) {
+    let addr = start_server();
+    let url = format!("http://{addr}/hop/{hops}");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (theirs, ours) = sides();
+        let side = if side == "tower-http" { theirs } else { ours };
+        for _ in 0..n {
+            side.post(&url, Bytes::new()).await;
+        }
+    });
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--profile") {
+        profile(&args[1], args[2].parse().unwrap(), args[3].parse().unwrap());
+        return;
+    }
+    #[cfg(feature = "spill")]
+    if args.first().map(String::as_str) == Some("--child") {
+        child(&args[1]);
+        return;
+    }
+    let rounds = args
+        .iter()
+        .position(|a| a == "--rounds")
+        .and_then(|i| args.get(i + 1))
+        .map_or(7, |r| r.parse().unwrap());
+    let only: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| ["grid", "stream", "memory"].contains(a))
+        .collect();
+    let wants = |what: &str| only.is_empty() || only.contains(&what);
+    let addr = start_server();
+    let base = format!("http://{addr}");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    if wants("grid") {
+        rt.block_on(grid(&base, rounds));
+    }
+    if wants("stream") {
+        rt.block_on(streaming(&base, rounds));
+    }
+    #[cfg(feature = "spill")]
+    if wants("memory") {
+        memory(&base);
+    }
+}
