@@ -158,6 +158,7 @@ where
         (Self::Stream(tee), first)
     }
 
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))] // reqwest knows its bodies in memory
     /// Any body: one that is already at its end is none; any other is teed
     /// (a `Full<Bytes>` is kept by reference count, never copied).
     pub(crate) fn any(source: B, limits: Limits) -> (Self, ReplayBody<B>) {

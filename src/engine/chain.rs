@@ -191,6 +191,12 @@ impl Chain {
         Ok(())
     }
 
+    /// The method of the request to send, borrowed.
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))] // for the span
+    pub(crate) fn method_ref(&self) -> &Method {
+        &self.method
+    }
+
     /// The method of the request to send.
     #[must_use]
     pub fn method(&self) -> Method {

@@ -14,13 +14,13 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, StatusCode, Version};
+use http::{HeaderMap, Method, StatusCode, Uri, Version};
 use url::Url;
 
 use crate::body::{Replay, ReplayBody};
 use crate::engine::error::Detail;
 use crate::engine::hook::{HookAction, Redirect};
-use crate::{BoxError, Chain, Error, Step};
+use crate::{BoxError, Chain, Error, History, Policy, Step};
 
 /// The largest 3xx body that is read so that its connection can be reused.
 pub(crate) const DRAIN_LIMIT: u64 = 64 * 1024;
@@ -70,8 +70,14 @@ pub(crate) trait Transport: Send {
     /// [`DRAIN_LIMIT`]); drop any other unread.
     fn drain(response: Self::Response) -> impl Future<Output = ()> + Send;
 
-    /// The final response, with the chain's history attached.
-    fn finish(response: Self::Response, chain: Chain) -> Self::Response;
+    /// The final response, with the chain's history attached, and the
+    /// fragment of the final URL (which is never sent) for transports that
+    /// report a URL.
+    fn finish(
+        response: Self::Response,
+        history: History,
+        fragment: Option<String>,
+    ) -> Self::Response;
 
     /// A failed send, with the chain so far.
     fn send_failed(chain: &Chain, error: Self::SendError) -> Self::Error;
@@ -85,9 +91,97 @@ pub(crate) trait Transport: Send {
 pub(crate) struct Start<T: Transport> {
     pub(crate) request: T::Request,
     pub(crate) body: Replay<T::Body>,
-    pub(crate) chain: Chain,
+    pub(crate) chain: Lazy,
     pub(crate) version: Version,
     pub(crate) deadline: Option<Instant>,
+}
+
+/// The chain, or what it is built from when the first 3xx comes. Most
+/// requests are never redirected, and for a transport that speaks `Uri`,
+/// parsing the URL into a `Url` (some 6k instructions) would then be
+/// wasted: it is done when a redirect needs it.
+pub(crate) enum Lazy {
+    Ready(Chain),
+    Later(Parts),
+}
+
+/// A first request, kept to build its chain from.
+pub(crate) struct Parts {
+    policy: Policy,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    has_body: bool,
+}
+
+impl Lazy {
+    /// A chain for a request named by a `Uri`, which must be absolute. It is
+    /// built at once only where the first request may depend on it (a
+    /// memory of permanent redirects).
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))] // the reqwest path has a Url already
+    pub(crate) fn from_uri(
+        policy: Policy,
+        method: Method,
+        uri: Uri,
+        headers: HeaderMap,
+        has_body: bool,
+    ) -> Result<Self, Error> {
+        if uri.scheme().is_none() || uri.authority().is_none() {
+            let message = format!(
+                "the request URI `{uri}` must be absolute (scheme and host) to follow redirects"
+            );
+            return Err(Error::new(Detail::InvalidRequest(message.into())));
+        }
+        let parts = Parts {
+            policy,
+            method,
+            uri,
+            headers,
+            has_body,
+        };
+        if parts.policy.permanent_memory().is_some() {
+            return parts.build().map(Lazy::Ready);
+        }
+        Ok(Lazy::Later(parts))
+    }
+
+    /// The chain, built now if it was not yet.
+    fn force(self) -> Result<Chain, Error> {
+        match self {
+            Lazy::Ready(chain) => Ok(chain),
+            Lazy::Later(parts) => parts.build(),
+        }
+    }
+
+    #[cfg(feature = "tracing")]
+    fn method(&self) -> &Method {
+        match self {
+            Lazy::Ready(chain) => chain.method_ref(),
+            Lazy::Later(parts) => &parts.method,
+        }
+    }
+}
+
+impl Parts {
+    fn build(self) -> Result<Chain, Error> {
+        let url = Url::parse(&self.uri.to_string()).map_err(|e| {
+            let message = format!("the request URI `{}` is not a valid URL: {e}", self.uri);
+            Error::new(Detail::InvalidRequest(message.into()))
+        })?;
+        Ok(Chain::new(
+            self.policy,
+            self.method,
+            url,
+            self.headers,
+            self.has_body,
+        ))
+    }
+}
+
+/// The history and the final URL's fragment.
+fn outcome(chain: Chain) -> (History, Option<String>) {
+    let fragment = chain.url().fragment().map(str::to_owned);
+    (chain.into_history(), fragment)
 }
 
 /// Send the first request and follow its redirects.
@@ -106,11 +200,18 @@ where
     #[cfg(feature = "tracing")]
     {
         use tracing::Instrument as _;
-        let span = tracing::debug_span!(
-            "redirect_policy.follow",
-            method = %start.chain.method(),
-            url = %Shown(start.chain.url()),
-        );
+        let span = match &start.chain {
+            Lazy::Ready(chain) => tracing::debug_span!(
+                "redirect_policy.follow",
+                method = %start.chain.method(),
+                url = %Shown(chain.url()),
+            ),
+            Lazy::Later(parts) => tracing::debug_span!(
+                "redirect_policy.follow",
+                method = %start.chain.method(),
+                url = %ShownUri(&parts.uri),
+            ),
+        };
         Box::pin(run(transport, start)).instrument(span)
     }
     #[cfg(not(feature = "tracing"))]
@@ -127,26 +228,36 @@ where
     let Start {
         request,
         body,
-        mut chain,
+        chain: mut lazy,
         version,
         deadline,
     } = start;
     // The first hop sends the caller's own request, with its extensions,
     // unless a remembered permanent redirect already moved it.
-    let mut request = if chain.history().is_empty() {
-        request
-    } else {
-        hop_request(&transport, &chain, &body, deadline, version).map_err(T::redirect_failed)?
+    let mut request = match &lazy {
+        Lazy::Ready(chain) if !chain.history().is_empty() => {
+            hop_request(&transport, chain, &body, deadline, version).map_err(T::redirect_failed)?
+        }
+        _ => request,
     };
     loop {
         let response = match transport.send(request).await {
             Ok(response) => response,
-            Err(e) => return Err(T::send_failed(&chain, e)),
+            Err(e) => {
+                return Err(match lazy.force() {
+                    Ok(chain) => T::send_failed(&chain, e),
+                    Err(error) => T::redirect_failed(error),
+                })
+            }
         };
         if !response.status().is_redirection() {
             // Final: the hop's body goes on as it is (a server may answer
             // before it has read the whole upload).
-            return Ok(T::finish(response, chain));
+            let (history, fragment) = match lazy {
+                Lazy::Ready(chain) => outcome(chain),
+                Lazy::Later(_) => (History::default(), None),
+            };
+            return Ok(T::finish(response, history, fragment));
         }
         // A 3xx head: stop the hop's body reader *before* anything is
         // awaited, and decide from the buffer as it is at this moment. The
@@ -154,6 +265,7 @@ where
         // what a replay sends (an error stops the reader for good: dropping
         // `body` while paused retires it).
         let replay = body.pause();
+        let mut chain = lazy.force().map_err(T::redirect_failed)?;
         // Only a hook needs the state from before a hop, to stop there.
         let before = chain
             .policy()
@@ -165,7 +277,8 @@ where
             .map_err(T::redirect_failed)?;
         if step == Step::Done {
             body.resume();
-            return Ok(T::finish(response, chain));
+            let (history, fragment) = outcome(chain);
+            return Ok(T::finish(response, history, fragment));
         }
         if let Some(before) = before {
             let hooked = run_hook(&mut chain, response.status(), response.headers().clone());
@@ -173,7 +286,8 @@ where
                 Ok(true) => {}
                 Ok(false) => {
                     body.resume();
-                    return Ok(T::finish(response, before));
+                    let (history, fragment) = outcome(before);
+                    return Ok(T::finish(response, history, fragment));
                 }
                 Err(e) => return Err(T::redirect_failed(e)),
             }
@@ -184,6 +298,7 @@ where
         // resets or closes it), whether or not the body is sent again.
         request = hop_request(&transport, &chain, &body, deadline, version)
             .map_err(T::redirect_failed)?;
+        lazy = Lazy::Ready(chain);
         T::drain(response).await;
     }
 }
@@ -291,6 +406,22 @@ fn trace_hop(chain: &Chain) {
         remembered = hop.is_remembered(),
         "redirect followed"
     );
+}
+
+/// A URI for logs: scheme, host, port and path only.
+#[cfg(feature = "tracing")]
+struct ShownUri<'a>(&'a Uri);
+
+#[cfg(feature = "tracing")]
+impl std::fmt::Display for ShownUri<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let uri = self.0;
+        let scheme = uri.scheme_str().unwrap_or("");
+        let authority = uri.authority().map_or("", http::uri::Authority::as_str);
+        // No userinfo in logs.
+        let host = authority.rsplit('@').next().unwrap_or(authority);
+        write!(f, "{scheme}://{host}{}", uri.path())
+    }
 }
 
 /// A URL for logs: scheme, host, port and path only.

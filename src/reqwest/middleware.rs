@@ -97,8 +97,12 @@ impl Transport for Stack<'_, '_> {
         transport::drain(response)
     }
 
-    fn finish(response: reqwest::Response, chain: Chain) -> reqwest::Response {
-        transport::finish(response, chain)
+    fn finish(
+        response: reqwest::Response,
+        history: crate::History,
+        fragment: Option<String>,
+    ) -> reqwest::Response {
+        transport::finish(response, history, fragment)
     }
 
     fn send_failed(_chain: &Chain, error: reqwest_middleware::Error) -> reqwest_middleware::Error {

@@ -12,8 +12,8 @@ use http::{HeaderMap, StatusCode};
 use http_body::Body as _;
 
 use crate::body::{Inner, Limits, Replay, ReplayBody};
-use crate::follow::{Answer, Hop, Start, Transport, DRAIN_LIMIT};
-use crate::{BoxError, Chain, Error, Policy};
+use crate::follow::{Answer, Hop, Lazy, Start, Transport, DRAIN_LIMIT};
+use crate::{BoxError, Chain, Error, History, Policy};
 
 impl Answer for reqwest::Response {
     fn status(&self) -> StatusCode {
@@ -67,7 +67,7 @@ where
         version: request.version(),
         request,
         body,
-        chain,
+        chain: Lazy::Ready(chain),
         deadline,
     }
 }
@@ -112,9 +112,11 @@ pub(crate) async fn drain(mut response: reqwest::Response) {
 
 /// Attach the history, and give the final URL back its fragment, which
 /// reqwest does not report.
-pub(crate) fn finish(mut response: reqwest::Response, chain: Chain) -> reqwest::Response {
-    let fragment = chain.url().fragment().map(str::to_owned);
-    let history = chain.into_history();
+pub(crate) fn finish(
+    mut response: reqwest::Response,
+    history: History,
+    fragment: Option<String>,
+) -> reqwest::Response {
     if let Some(fragment) = fragment {
         if response.url().fragment() != Some(fragment.as_str()) {
             let mut url = response.url().clone();
@@ -161,8 +163,12 @@ impl Transport for reqwest::Client {
         drain(response)
     }
 
-    fn finish(response: reqwest::Response, chain: Chain) -> reqwest::Response {
-        finish(response, chain)
+    fn finish(
+        response: reqwest::Response,
+        history: History,
+        fragment: Option<String>,
+    ) -> reqwest::Response {
+        finish(response, history, fragment)
     }
 
     fn send_failed(chain: &Chain, error: reqwest::Error) -> Error {

@@ -14,8 +14,8 @@ use tower_service::Service;
 
 use crate::body::{Limits, Replay, ReplayBody};
 use crate::engine::error::Detail;
-use crate::follow::{follow, Answer, Hop, Start, Transport, DRAIN_LIMIT};
-use crate::{BoxError, Chain, Error, Policy};
+use crate::follow::{follow, Answer, Hop, Lazy, Start, Transport, DRAIN_LIMIT};
+use crate::{BoxError, Chain, Error, History, Policy};
 
 /// A [`tower_layer::Layer`] that follows redirects under a [`Policy`].
 ///
@@ -210,21 +210,14 @@ where
     ResBody: Body + Send + 'static,
 {
     let (parts, source) = request.into_parts();
-    let url = url::Url::parse(&parts.uri.to_string()).map_err(|e| {
-        let message = format!(
-            "the request URI `{}` must be absolute (scheme and host) to follow redirects: {e}",
-            parts.uri
-        );
-        Error::new(Detail::InvalidRequest(message.into()))
-    })?;
     let (body, first) = Replay::any(source, Limits::of(&policy));
-    let chain = Chain::new(
+    let chain = Lazy::from_uri(
         policy,
         parts.method.clone(),
-        url,
+        parts.uri.clone(),
         parts.headers.clone(),
         body.is_some(),
-    );
+    )?;
     let extensions = parts.extensions.clone();
     let version = parts.version;
     Ok((
@@ -309,8 +302,12 @@ where
         drain(response.into_body())
     }
 
-    fn finish(mut response: Self::Response, chain: Chain) -> Self::Response {
-        response.extensions_mut().insert(chain.into_history());
+    fn finish(
+        mut response: Self::Response,
+        history: History,
+        _fragment: Option<String>,
+    ) -> Self::Response {
+        response.extensions_mut().insert(history);
         response
     }
 
