@@ -153,24 +153,40 @@ where
     /// Tee a streamed body; the returned body is the one to send on the
     /// first hop, at once.
     pub(crate) fn stream(source: B, limits: Limits) -> (Self, ReplayBody<B>) {
-        let tee = Arc::new(Mutex::new(Tee::new(source, limits)));
+        let tee = Arc::new(Mutex::new(Tee::new(Box::pin(source), None, limits)));
         let first = ReplayBody::stream(TeeReader::new(Arc::clone(&tee), 0));
         (Self::Stream(tee), first)
     }
 
+    /// Any body. One that is already at its end is none. One whose first
+    /// frame is ready at once and is its last (a `Full<Bytes>`) is in
+    /// memory: its `Bytes` are shared by every hop, with no tee. Any other is
+    /// teed, the frame taken to look first handed out as if just pulled.
     #[cfg_attr(not(feature = "tower"), allow(dead_code))] // reqwest knows its bodies in memory
-    /// Any body: one that is already at its end is none; any other is teed
-    /// (a `Full<Bytes>` is kept by reference count, never copied).
     pub(crate) fn any(source: B, limits: Limits) -> (Self, ReplayBody<B>) {
         if source.is_end_stream() {
-            (Self::None, ReplayBody::empty())
-        } else {
-            Self::stream(source, limits)
+            return (Self::None, ReplayBody::empty());
         }
+        let mut source = Box::pin(source);
+        // A noop waker is enough: a source that is not ready registers the
+        // real waker when the first hop polls it.
+        let mut cx = Context::from_waker(Waker::noop());
+        let prefetched = match source.as_mut().poll_frame(&mut cx) {
+            Poll::Pending => None,
+            Poll::Ready(None) => return (Self::None, ReplayBody::empty()),
+            Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                Ok(data) if source.is_end_stream() => return Self::memory(data),
+                Ok(data) => Some(Ok(Frame::data(data))),
+                Err(frame) => Some(Ok(frame)),
+            },
+            Poll::Ready(Some(Err(e))) => Some(Err(e.into())),
+        };
+        let tee = Arc::new(Mutex::new(Tee::new(source, prefetched, limits)));
+        let first = ReplayBody::stream(TeeReader::new(Arc::clone(&tee), 0));
+        (Self::Stream(tee), first)
     }
 
     /// A body in memory: every hop shares its bytes.
-    #[cfg_attr(not(feature = "reqwest"), allow(dead_code))] // only reqwest tells a body in memory
     pub(crate) fn memory(bytes: Bytes) -> (Self, ReplayBody<B>) {
         (Self::Memory(bytes.clone()), ReplayBody::memory(bytes))
     }
@@ -273,6 +289,9 @@ enum TeeState {
 /// The state shared by every reader of one streamed body.
 pub(crate) struct Tee<B> {
     source: Option<Pin<Box<B>>>,
+    /// A frame taken from the source before the first hop (to see whether
+    /// the body was all in memory), handed out as if just pulled.
+    prefetched: Option<Result<Frame<Bytes>, BoxError>>,
     /// The first `in_memory` bytes kept, as the chunks that came.
     chunks: Vec<Bytes>,
     in_memory: u64,
@@ -310,9 +329,14 @@ impl<B> std::fmt::Debug for Tee<B> {
 }
 
 impl<B> Tee<B> {
-    fn new(source: B, limits: Limits) -> Self {
+    fn new(
+        source: Pin<Box<B>>,
+        prefetched: Option<Result<Frame<Bytes>, BoxError>>,
+        limits: Limits,
+    ) -> Self {
         Self {
-            source: Some(Box::pin(source)),
+            source: Some(source),
+            prefetched,
             chunks: Vec::new(),
             in_memory: 0,
             pulled: 0,
@@ -502,7 +526,14 @@ where
             return Poll::Ready(tee.trailers.clone().map(|t| Ok(Frame::trailers(t))));
         };
         loop {
-            match source.as_mut().poll_frame(cx) {
+            let polled = match tee.prefetched.take() {
+                Some(frame) => Poll::Ready(Some(frame)),
+                None => source
+                    .as_mut()
+                    .poll_frame(cx)
+                    .map(|frame| frame.map(|f| f.map_err(Into::into))),
+            };
+            match polled {
                 Poll::Pending => {
                     tee.waker = Some(cx.waker().clone());
                     return Poll::Pending;
@@ -519,7 +550,7 @@ where
                     tee.source = None;
                     tee.drop_buffer(TeeState::Failed);
                     this.done = true;
-                    return Poll::Ready(Some(Err(e.into())));
+                    return Poll::Ready(Some(Err(e)));
                 }
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                     // An empty chunk says nothing; an h2 peer may even count
@@ -563,7 +594,13 @@ where
 
     fn size_hint(&self) -> SizeHint {
         let tee = lock(&self.tee);
-        let unsent = tee.pulled.saturating_sub(self.sent);
+        // The frame taken to look counts as not yet pulled: the source's own
+        // hint no longer includes it.
+        let prefetched = match &tee.prefetched {
+            Some(Ok(frame)) => frame.data_ref().map_or(0, |d| d.len() as u64),
+            _ => 0,
+        };
+        let unsent = tee.pulled.saturating_sub(self.sent) + prefetched;
         match &tee.source {
             None => SizeHint::with_exact(unsent),
             Some(source) => {
@@ -701,7 +738,11 @@ mod tests {
     }
 
     /// Read a hop body to its end: its data, and whether trailers came.
-    fn read_all(body: &mut ReplayBody<Source>) -> Result<(Vec<u8>, bool), String> {
+    fn read_all<S>(body: &mut ReplayBody<S>) -> Result<(Vec<u8>, bool), String>
+    where
+        S: Body<Data = Bytes>,
+        S::Error: Into<BoxError>,
+    {
         let waker = Waker::noop();
         let mut out = Vec::new();
         let mut trailers = false;
@@ -739,10 +780,16 @@ mod tests {
             cuts in prop::collection::vec(0usize..12, 0..4),
             cap in prop_oneof![Just(usize::MAX), 0usize..25_000],
             spill in prop_oneof![Just(None), (0usize..8_000).prop_map(Some)],
+            through_any in any::<bool>(),
         ) {
             let waker = Waker::noop();
-            let (replay, mut current) =
-                Replay::stream(source(&data, chunk, empty_every, trailers), limits(cap, spill));
+            let body = source(&data, chunk, empty_every, trailers);
+            let (replay, mut current) = if through_any {
+                Replay::any(body, limits(cap, spill))
+            } else {
+                Replay::stream(body, limits(cap, spill))
+            };
+            let teed = matches!(replay, Replay::Stream(_));
             for cut in cuts {
                 let mut sent = Vec::new();
                 for _ in 0..cut {
@@ -758,7 +805,7 @@ mod tests {
                 let state = replay.pause();
                 let complete = sent.len() == data.len();
                 prop_assert!(
-                    complete || matches!(poll(&mut current, waker), Polled::Pending),
+                    complete || !teed || matches!(poll(&mut current, waker), Polled::Pending),
                     "a paused reader pulls nothing"
                 );
                 if state != BodyReplay::Available {
@@ -767,7 +814,7 @@ mod tests {
                     return Ok(());
                 }
                 let next = replay.next_body().unwrap();
-                if !complete {
+                if !complete && teed {
                     prop_assert!(matches!(poll(&mut current, waker), Polled::Error(_)));
                 }
                 current = next;
@@ -894,6 +941,57 @@ mod tests {
             assert!(matches!(poll(body, Waker::noop()), Polled::End));
         }
         assert_eq!(replay.pause(), BodyReplay::Available);
+    }
+
+    #[test]
+    fn a_full_body_is_shared_not_teed() {
+        let bytes = Bytes::from(vec![4u8; 777]);
+        let (replay, mut first) =
+            Replay::any(http_body_util::Full::new(bytes.clone()), limits(0, None));
+        assert!(
+            matches!(replay, Replay::Memory(_)),
+            "no tee, not even with a cap of 0"
+        );
+        let Polled::Data(data) = poll(&mut first, Waker::noop()) else {
+            panic!("one frame")
+        };
+        assert_eq!(data.as_ptr(), bytes.as_ptr());
+        let second = replay.next_body().unwrap();
+        assert_eq!(second.size_hint().exact(), Some(777));
+    }
+
+    /// A stream that knows its length.
+    struct Sized(Source, u64);
+    impl Body for Sized {
+        type Data = Bytes;
+        type Error = std::io::Error;
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+            let polled = Pin::new(&mut self.0).poll_frame(cx);
+            if let Poll::Ready(Some(Ok(frame))) = &polled {
+                self.1 -= frame.data_ref().map_or(0, |d| d.len() as u64);
+            }
+            polled
+        }
+        fn size_hint(&self) -> SizeHint {
+            SizeHint::with_exact(self.1)
+        }
+    }
+
+    #[test]
+    fn a_frame_taken_to_look_is_counted_in_the_size_hint() {
+        let data = vec![1u8; 3000];
+        let frames: Vec<Result<Frame<Bytes>, std::io::Error>> = data
+            .chunks(1000)
+            .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
+            .collect();
+        let body = Sized(StreamBody::new(futures_util::stream::iter(frames)), 3000);
+        let (replay, mut first) = Replay::any(body, limits(usize::MAX, None));
+        assert!(matches!(replay, Replay::Stream(_)));
+        assert_eq!(first.size_hint().exact(), Some(3000));
+        assert!(read_all(&mut first).unwrap().0 == data);
     }
 
     #[test]
