@@ -57,7 +57,7 @@
 //!
 //! | status | request method | [`standard`](Policy::standard) (default; Fetch) | [`strict`](Policy::strict) (RFC 9110) | [`legacy`](Policy::legacy) (Go, OkHttp) |
 //! |---|---|---|---|---|
-//! | 301, 302 | GET, HEAD | = | = | = |
+//! | 301, 302 | GET, HEAD, QUERY | = | = | = |
 //! | 301, 302 | POST | GET∅ | = | GET∅ |
 //! | 301, 302 | any other (PUT, DELETE, PATCH, OPTIONS, custom) | = | = | GET∅ |
 //! | 303 | GET, HEAD | = | = | = |
@@ -66,6 +66,9 @@
 //! | 300, 304, 305, 306, other 3xx | any | not followed | not followed | not followed |
 //!
 //! - Methods are compared byte-exact: `post` is not `POST`.
+//! - **QUERY** (RFC 10008) is safe and its body *is* the question: on 301/302 it keeps its
+//!   method and body in every preset, `legacy` included (and whatever [`MethodRule`] a 301/302
+//!   is given); a 303 turns it into `GET∅` like any method; 307/308 replay it.
 //! - Once a hop drops the body, no later hop sends it again, not even a 307.
 //! - **Body headers** removed on a switch to `GET∅`: Content-Type,
 //!   Content-Length, Content-Encoding, Content-Language, Content-Location,

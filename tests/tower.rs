@@ -135,7 +135,7 @@ async fn spec_table_for_every_preset_status_and_method() {
             }
         }
     }
-    assert_eq!(checked, 3 * 5 * 8);
+    assert_eq!(checked, 3 * 5 * 9);
 }
 
 #[tokio::test]

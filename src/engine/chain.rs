@@ -345,7 +345,7 @@ impl Chain {
                 .with_url(url.clone())
         };
 
-        let switch = rules::switches_to_get(rule, &self.method);
+        let switch = rules::switches_to_get(rule, status, &self.method);
         let body = match (self.body, switch) {
             (BodyState::None, _) => BodyAction::None,
             (BodyState::Dropped, _) | (BodyState::Present, true) => BodyAction::Dropped,
@@ -515,7 +515,7 @@ mod tests {
     #[test]
     fn spec_table_at_the_engine() {
         let methods = [
-            "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "FROB", "post",
+            "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "FROB", "post", "QUERY",
         ];
         for (name, policy) in [
             ("standard", Policy::standard()),
@@ -529,6 +529,8 @@ mod tests {
                     let get_or_head = method == "GET" || method == "HEAD";
                     let keeps = match (name, status) {
                         (_, 307 | 308) | ("strict", 301 | 302) => true,
+                        // QUERY's body is the question: kept on 301/302 in every preset.
+                        (_, 301 | 302) if method == "QUERY" => true,
                         (_, 303) | ("legacy", 301 | 302) => get_or_head,
                         _ => method != "POST",
                     };

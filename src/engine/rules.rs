@@ -36,9 +36,21 @@ pub(crate) const CREDENTIAL_HEADERS: [HeaderName; 5] = [
 /// and hyper) cannot carry a longer request target.
 pub(crate) const MAX_URL_LEN: usize = u16::MAX as usize - 1;
 
-/// True when `rule` turns a request with this method into `GET∅`.
+/// The QUERY method (RFC 10008): safe and idempotent, its body is the
+/// question.
+pub(crate) fn is_query(method: &Method) -> bool {
+    method.as_str() == "QUERY"
+}
+
+/// True when `rule`, for `status`, turns a request with this method into
+/// `GET∅`. A QUERY keeps its method and body on 301 and 302 whatever the
+/// rule (a bodiless GET would ask another question); on 303 it follows the
+/// rule like any method.
 #[must_use]
-pub(crate) fn switches_to_get(rule: MethodRule, method: &Method) -> bool {
+pub(crate) fn switches_to_get(rule: MethodRule, status: http::StatusCode, method: &Method) -> bool {
+    if is_query(method) && matches!(status.as_u16(), 301 | 302) {
+        return false;
+    }
     match rule {
         MethodRule::Preserve | MethodRule::DoNotFollow => false,
         MethodRule::PostToGet => *method == Method::POST,
@@ -192,9 +204,24 @@ mod tests {
             ),
             (MethodRule::DoNotFollow, [false; 9]),
         ];
+        // 303: the rule as it is, for every method (QUERY included: GET∅).
+        let see_other = http::StatusCode::SEE_OTHER;
         for (rule, expected) in table {
             for (method, want) in methods.iter().zip(expected) {
-                assert_eq!(switches_to_get(rule, method), want, "{rule:?} {method}");
+                let got = switches_to_get(rule, see_other, method);
+                assert_eq!(got, want, "{rule:?} {method}");
+            }
+        }
+        let query = Method::from_bytes(b"QUERY").unwrap();
+        assert!(switches_to_get(MethodRule::ToGet, see_other, &query));
+        // 301/302: a QUERY keeps its body whatever the rule.
+        for status in [http::StatusCode::MOVED_PERMANENTLY, http::StatusCode::FOUND] {
+            for rule in [
+                MethodRule::ToGet,
+                MethodRule::PostToGet,
+                MethodRule::Preserve,
+            ] {
+                assert!(!switches_to_get(rule, status, &query), "{rule:?} {status}");
             }
         }
     }

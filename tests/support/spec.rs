@@ -14,6 +14,7 @@ pub fn methods() -> Vec<Method> {
         Method::PATCH,
         Method::OPTIONS,
         Method::from_bytes(b"FROBNICATE").unwrap(),
+        Method::from_bytes(b"QUERY").unwrap(),
     ]
 }
 
@@ -22,6 +23,8 @@ pub fn keeps(preset: &str, status: u16, method: &Method) -> bool {
     let get_or_head = *method == Method::GET || *method == Method::HEAD;
     match (preset, status) {
         (_, 307 | 308) | ("strict", 301 | 302) => true,
+        // QUERY (RFC 10008): its body is the question, kept on 301/302 in every preset.
+        (_, 301 | 302) if method.as_str() == "QUERY" => true,
         (_, 303) | ("legacy", 301 | 302) => get_or_head,
         ("standard", 301 | 302) => *method != Method::POST,
         _ => unreachable!(),
