@@ -486,3 +486,64 @@ async fn the_future_is_send_and_the_types_are_clone() {
     ));
     send(&future);
 }
+
+/// A hyper-util client over TLS that trusts `cert` only (and speaks plain
+/// http too).
+fn tls_service(
+    cert: &support::TestCert,
+    policy: Policy,
+) -> FollowRedirect<
+    hyper_util::client::legacy::Client<
+        hyper_rustls::HttpsConnector<HttpConnector>,
+        ReplayBody<Upload>,
+    >,
+> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from(
+            cert.cert_der.clone(),
+        ))
+        .unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_or_http()
+        .enable_http1()
+        .build();
+    let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(connector);
+    FollowRedirect::new(client, policy)
+}
+
+#[tokio::test]
+async fn https_to_http_is_refused_and_allowed_only_by_opt_in_with_credentials_stripped() {
+    let cert = support::TestCert::new();
+    let secure = Server::start_tls(&cert);
+    let plain = Server::start();
+    secure.route("/a", Reply::redirect(307, plain.url("/b")));
+    let make = || {
+        let mut req = request(Method::PUT, secure.url("/a"), full("secret body"));
+        req.headers_mut()
+            .insert("authorization", "Bearer t".parse().unwrap());
+        req
+    };
+    let err = tls_service(&cert, Policy::standard())
+        .oneshot(make())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InsecureRedirect);
+    assert_eq!(secure.one_at("/a").body, b"secret body");
+    assert!(plain.seen().is_empty(), "nothing reached the plain server");
+
+    let policy = Policy::standard().https_downgrade(redirect_policy::Downgrade::Allow);
+    let response = tls_service(&cert, policy).oneshot(make()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let landed = plain.one_at("/b");
+    assert_eq!(landed.body, b"secret body");
+    assert_eq!(landed.header("authorization"), None, "still stripped");
+}
