@@ -101,8 +101,10 @@ pub(crate) struct Start<T: Transport> {
 /// parsing the URL into a `Url` (some 6k instructions) would then be
 /// wasted: it is done when a redirect needs it.
 pub(crate) enum Lazy {
-    Ready(Chain),
-    Later(Parts),
+    /// Boxed: the start is moved a few times before the chain's future is
+    /// boxed, and a pointer moves for less than the chain.
+    Ready(Box<Chain>),
+    Later(Box<Parts>),
 }
 
 /// A first request, kept to build its chain from.
@@ -140,16 +142,16 @@ impl Lazy {
             has_body,
         };
         if parts.policy.permanent_memory().is_some() {
-            return parts.build().map(Lazy::Ready);
+            return parts.build().map(|chain| Lazy::Ready(Box::new(chain)));
         }
-        Ok(Lazy::Later(parts))
+        Ok(Lazy::Later(Box::new(parts)))
     }
 
     /// The chain, built now if it was not yet.
-    fn force(self) -> Result<Chain, Error> {
+    fn force(self) -> Result<Box<Chain>, Error> {
         match self {
             Lazy::Ready(chain) => Ok(chain),
-            Lazy::Later(parts) => parts.build(),
+            Lazy::Later(parts) => parts.build().map(Box::new),
         }
     }
 
@@ -254,7 +256,7 @@ where
             // Final: the hop's body goes on as it is (a server may answer
             // before it has read the whole upload).
             let (history, fragment) = match lazy {
-                Lazy::Ready(chain) => outcome(chain),
+                Lazy::Ready(chain) => outcome(*chain),
                 Lazy::Later(_) => (History::default(), None),
             };
             return Ok(T::finish(response, history, fragment));
@@ -271,13 +273,13 @@ where
             .policy()
             .redirect_hook()
             .is_some()
-            .then(|| chain.clone());
+            .then(|| Chain::clone(&chain));
         let step = chain
             .on_response(response.status(), response.headers(), replay)
             .map_err(T::redirect_failed)?;
         if step == Step::Done {
             body.resume();
-            let (history, fragment) = outcome(chain);
+            let (history, fragment) = outcome(*chain);
             return Ok(T::finish(response, history, fragment));
         }
         if let Some(before) = before {

@@ -67,7 +67,7 @@ where
         version: request.version(),
         request,
         body,
-        chain: Lazy::Ready(chain),
+        chain: Lazy::Ready(Box::new(chain)),
         deadline,
     }
 }
