@@ -124,7 +124,7 @@
 //! | `blocking` | no | `blocking::Client`, for code that does not run async |
 //! | `http2` | no | reqwest's HTTP/2 (replays, early 3xx and the rules are tested over h2 too) |
 //! | `tower` | no | `FollowRedirectLayer` and `FollowRedirect` for hyper-util and tower; `ReplayBody<B>` over any `http_body::Body` (no reqwest, not all of tower) |
-//! | `spill` | no | `Policy::spill_to_disk`: a streamed body's replay buffer spills to a temporary file past a threshold, so bodies larger than memory can follow a 307 |
+//! | `spill` | no | `Policy::spill_to_disk`: a streamed body's replay buffer spills to a private temporary file (unnamed, mode 0600, in `Policy::spill_dir` or the temp directory) past a threshold, so bodies larger than memory can follow a 307 |
 //!
 //! Opt-in behaviour that needs no feature: the redirect hook
 //! ([`Policy::hook`], for re-signing a request for its new host) and the

@@ -44,13 +44,16 @@ use crate::{BodyReplay, Policy};
 pub(crate) mod spill;
 
 /// How much of a stream is kept, and where.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Limits {
     /// The most bytes kept for replay, in memory and on disk together.
     pub(crate) cap: usize,
     /// Past this many bytes in memory, the rest goes to a temporary file.
     #[cfg_attr(not(feature = "spill"), allow(dead_code))] // read by the spill path only
     pub(crate) spill_after: Option<usize>,
+    /// Where the spill file goes (`None`: `std::env::temp_dir()`).
+    #[cfg(feature = "spill")]
+    pub(crate) spill_dir: Option<std::sync::Arc<std::path::Path>>,
 }
 
 impl Limits {
@@ -62,6 +65,8 @@ impl Limits {
             spill_after: policy.spill_threshold(),
             #[cfg(not(feature = "spill"))]
             spill_after: None,
+            #[cfg(feature = "spill")]
+            spill_dir: policy.spill_dir_arc(),
         }
     }
 }
@@ -152,6 +157,7 @@ where
 {
     /// Tee a streamed body; the returned body is the one to send on the
     /// first hop, at once.
+    #[cfg_attr(not(feature = "reqwest"), allow(dead_code))] // the tower path looks first: `any`
     pub(crate) fn stream(source: B, limits: Limits) -> (Self, ReplayBody<B>) {
         let tee = Arc::new(Mutex::new(Tee::new(Box::pin(source), None, limits)));
         let first = ReplayBody::stream(TeeReader::new(Arc::clone(&tee), 0));
@@ -402,11 +408,12 @@ impl<B> Tee<B> {
         }) {
             let written = match self.file.as_mut() {
                 Some(file) => file.append(data),
-                None => crate::body::spill::SpillFile::create().and_then(|mut file| {
-                    file.append(data)?;
-                    self.file = Some(file);
-                    Ok(())
-                }),
+                None => crate::body::spill::SpillFile::create(self.limits.spill_dir.as_deref())
+                    .and_then(|mut file| {
+                        file.append(data)?;
+                        self.file = Some(file);
+                        Ok(())
+                    }),
             };
             if written.is_err() {
                 // The upload goes on; only its replay is lost.
@@ -734,7 +741,12 @@ mod tests {
         } else {
             None
         };
-        Limits { cap, spill_after }
+        Limits {
+            cap,
+            spill_after,
+            #[cfg(feature = "spill")]
+            spill_dir: None,
+        }
     }
 
     /// Read a hop body to its end: its data, and whether trailers came.

@@ -1,52 +1,48 @@
 //! The temporary file a replay buffer spills to (feature `spill`), so that a
 //! body larger than memory can follow a 307.
 //!
-//! The file is removed when the buffer goes (the chain ends, fails or is
-//! cancelled); on Unix its name is unlinked as soon as it is created, so
-//! not even a crash leaves it behind. Reads and writes are synchronous, in
-//! chunks of at most [`READ_CHUNK`] bytes, on the task that sends the body:
-//! page-cache speed, but a slow disk slows the upload.
+//! The file is private: `tempfile` creates it with mode 0600, and on Linux
+//! unnamed from the start (`O_TMPFILE`), elsewhere under an unpredictable
+//! name that is unlinked at once. No other user can open it or plant a file
+//! in its way, and nothing is left behind when the chain ends, fails, is
+//! cancelled or the process dies (a name never existed, or was gone at once;
+//! on Windows the file is delete-on-close). Reads and writes are
+//! synchronous, in chunks of at most [`READ_CHUNK`] bytes, on the task that
+//! sends the body: page-cache speed, but a slow disk slows the upload.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 
 use bytes::Bytes;
 
 /// The most read back from the file at a time.
 pub(crate) const READ_CHUNK: usize = 64 * 1024;
 
-static NEXT: AtomicU64 = AtomicU64::new(0);
-
 /// An append-only temporary file.
 #[derive(Debug)]
 pub(crate) struct SpillFile {
     file: File,
-    /// Still to remove on drop (where it could not be unlinked at once).
-    path: Option<PathBuf>,
     len: u64,
 }
 
 impl SpillFile {
-    pub(crate) fn create() -> io::Result<Self> {
-        let path = std::env::temp_dir().join(format!(
-            "redirect-policy-{}-{}.spill",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)?;
-        // On Unix an open file outlives its name: unlink it now.
-        let path = if cfg!(unix) && std::fs::remove_file(&path).is_ok() {
-            None
-        } else {
-            Some(path)
+    /// A new private file in `dir`, or in `std::env::temp_dir()`.
+    pub(crate) fn create(dir: Option<&Path>) -> io::Result<Self> {
+        let file = match dir {
+            Some(dir) => tempfile::tempfile_in(dir)?,
+            None => tempfile::tempfile()?,
         };
-        Ok(Self { file, path, len: 0 })
+        // tempfile's `O_TMPFILE` path (Linux) leaves the mode to the umask
+        // (0644 as a rule); its named fallback uses 0600. Make it 0600 in
+        // every case: the file has no name while it is 0644, so no one can
+        // have opened it meanwhile.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        }
+        Ok(Self { file, len: 0 })
     }
 
     pub(crate) fn len(&self) -> u64 {
@@ -71,21 +67,13 @@ impl SpillFile {
     }
 }
 
-impl Drop for SpillFile {
-    fn drop(&mut self) {
-        if let Some(path) = self.path.take() {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn appends_and_reads_back() {
-        let mut file = SpillFile::create().unwrap();
+        let mut file = SpillFile::create(None).unwrap();
         file.append(b"hello ").unwrap();
         file.append(&vec![b'x'; READ_CHUNK + 10]).unwrap();
         assert_eq!(file.len(), 6 + READ_CHUNK as u64 + 10);
@@ -93,5 +81,20 @@ mod tests {
         assert_eq!(file.read_at(0).unwrap().len(), READ_CHUNK);
         assert_eq!(file.read_at(6 + READ_CHUNK as u64).unwrap().len(), 10);
         assert!(file.read_at(file.len()).unwrap().is_empty());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_file_is_private_and_nameless() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let file = SpillFile::create(Some(dir.path())).unwrap();
+        let mode = file.file.metadata().unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "no name in the dir"
+        );
     }
 }

@@ -124,6 +124,9 @@ pub struct Policy {
     hook: Option<Arc<dyn RedirectHook>>,
     permanent: Option<PermanentRedirects>,
     spill_after: Option<usize>,
+    /// Where spill files go; `None`: `std::env::temp_dir()`.
+    #[cfg(feature = "spill")]
+    spill_dir: Option<Arc<std::path::Path>>,
 }
 
 impl fmt::Debug for Policy {
@@ -140,6 +143,7 @@ impl fmt::Debug for Policy {
             .field("hook", &self.hook.as_ref().map(|_| HookName))
             .field("permanent", &self.permanent)
             .field("spill_after", &self.spill_after)
+            .field("spill_dir", &self.spill_dir_field())
             .finish()
     }
 }
@@ -165,6 +169,8 @@ impl Policy {
             hook: None,
             permanent: None,
             spill_after: None,
+            #[cfg(feature = "spill")]
+            spill_dir: None,
         }
     }
 
@@ -309,6 +315,43 @@ impl Policy {
     pub fn spill_to_disk(mut self, threshold: usize) -> Self {
         self.spill_after = Some(threshold);
         self
+    }
+
+    /// The directory spill files go to, instead of `std::env::temp_dir()`.
+    /// The file is private there as anywhere: created unlinked (or under an
+    /// unpredictable name unlinked at once) with mode 0600, so a directory
+    /// other users can write to is safe too; one of your own avoids sharing
+    /// the temp directory's disk with other programs.
+    #[cfg(feature = "spill")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "spill")))]
+    #[must_use]
+    pub fn spill_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.spill_dir = Some(Arc::from(dir.into().into_boxed_path()));
+        self
+    }
+
+    /// The directory set by [`Policy::spill_dir`], if any.
+    #[cfg(feature = "spill")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "spill")))]
+    #[must_use]
+    pub fn spill_directory(&self) -> Option<&std::path::Path> {
+        self.spill_dir.as_deref()
+    }
+
+    #[cfg(feature = "spill")]
+    pub(crate) fn spill_dir_arc(&self) -> Option<Arc<std::path::Path>> {
+        self.spill_dir.clone()
+    }
+
+    #[cfg(feature = "spill")]
+    fn spill_dir_field(&self) -> Option<&std::path::Path> {
+        self.spill_dir.as_deref()
+    }
+
+    #[cfg(not(feature = "spill"))]
+    #[allow(clippy::unused_self)] // the same call with or without the feature
+    fn spill_dir_field(&self) -> Option<&std::path::Path> {
+        None
     }
 
     /// The in-memory threshold set by [`Policy::spill_to_disk`].
