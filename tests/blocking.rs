@@ -39,3 +39,41 @@ fn blocking_client_reports_typed_errors() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::RedirectLoop);
 }
+
+/// Issue "The chain's deadline", item 2: a 307, then a 200 whose body stalls
+/// past the request's timeout. `bytes()` and `text()` fail as `Timeout` (not
+/// `Request`), with the chain's history. Loose timing: only that it ended
+/// well before the stall would have.
+#[test]
+fn a_stalled_final_body_is_a_timeout_with_the_history() {
+    use std::time::{Duration, Instant};
+    let a = Server::start();
+    a.route("/a", Reply::redirect(307, "/b"));
+    a.route(
+        "/b",
+        Reply::ok()
+            .body("0123456789")
+            .body_after(Duration::from_secs(5)),
+    );
+    let client = blocking::Client::new(Policy::standard());
+    for read in ["bytes", "text"] {
+        let started = Instant::now();
+        let response = client
+            .get(a.url("/a"))
+            .timeout(Duration::from_secs(1))
+            .send()
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let err = match read {
+            "bytes" => response.bytes().map(|_| ()).unwrap_err(),
+            _ => response.text().map(|_| ()).unwrap_err(),
+        };
+        assert_eq!(err.kind(), ErrorKind::Timeout, "{read}: {err}");
+        assert!(err.is_timeout(), "{read}");
+        assert_eq!(err.history().len(), 1, "{read}: the chain's history");
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{read}: ended at the deadline"
+        );
+    }
+}

@@ -174,24 +174,56 @@ impl Response {
     }
 
     /// The whole body.
+    ///
+    /// A timeout while reading it (the request's timeout covers the whole
+    /// chain and the final body) is [`ErrorKind::Timeout`](crate::ErrorKind::Timeout);
+    /// every error carries the chain's history.
     pub fn bytes(self) -> Result<bytes::Bytes, Error> {
-        let url = self.inner.url().clone();
+        let context = self.body_error_context();
         self.runtime
             .block_on(self.inner.bytes())
-            .map_err(|e| Error::new(Detail::Request(Box::new(e))).with_url(url))
+            .map_err(|e| context.error(e))
     }
 
-    /// The whole body as text.
+    /// The whole body as text (see [`Response::bytes`] for the errors).
     pub fn text(self) -> Result<String, Error> {
-        let url = self.inner.url().clone();
+        let context = self.body_error_context();
         self.runtime
             .block_on(self.inner.text())
-            .map_err(|e| Error::new(Detail::Request(Box::new(e))).with_url(url))
+            .map_err(|e| context.error(e))
+    }
+
+    fn body_error_context(&self) -> BodyErrorContext {
+        BodyErrorContext {
+            url: self.inner.url().clone(),
+            history: self.history().cloned().unwrap_or_default(),
+        }
     }
 
     /// The async response inside.
     #[must_use]
     pub fn into_inner(self) -> reqwest::Response {
         self.inner
+    }
+}
+
+/// What an error reading a body must carry: the final URL and the history.
+struct BodyErrorContext {
+    url: url::Url,
+    history: History,
+}
+
+impl BodyErrorContext {
+    /// A reqwest error while reading the body: a timeout is `Timeout`,
+    /// anything else `Request`, with the source kept.
+    fn error(self, e: reqwest::Error) -> Error {
+        let detail = if e.is_timeout() {
+            Detail::Timeout(Some(Box::new(e)))
+        } else {
+            Detail::Request(Box::new(e))
+        };
+        Error::new(detail)
+            .with_url(self.url)
+            .with_history(self.history)
     }
 }
