@@ -79,8 +79,18 @@ pub(crate) trait Transport: Send {
         fragment: Option<String>,
     ) -> Self::Response;
 
+    /// A timer that fires at `deadline`, for the chain's deadline. Only
+    /// called when the chain has one (the tower path never has).
+    fn sleep_until(deadline: Instant) -> impl Future<Output = ()> + Send;
+
     /// A failed send, with the chain so far.
     fn send_failed(chain: &Chain, error: Self::SendError) -> Self::Error;
+
+    /// A send that failed once the chain's deadline had passed (the hop's
+    /// own timeout, set to what was left, fired first): a
+    /// [`Timeout`](crate::ErrorKind::Timeout) of the chain, with `error` as
+    /// its source.
+    fn send_timed_out(chain: &Chain, error: Self::SendError) -> Self::Error;
 
     /// A redirect error of the chain.
     fn redirect_failed(error: Error) -> Self::Error;
@@ -243,13 +253,24 @@ where
         _ => request,
     };
     loop {
-        let response = match transport.send(request).await {
-            Ok(response) => response,
-            Err(e) => {
+        // Every await of the loop is bounded by the chain's deadline,
+        // whatever sits below (a retry middleware included).
+        let sent = within::<T, _>(transport.send(request), deadline).await;
+        let response = match sent {
+            Some(Ok(response)) => response,
+            Some(Err(e)) => {
+                let late = deadline.is_some_and(|deadline| Instant::now() >= deadline);
                 return Err(match lazy.force() {
+                    Ok(chain) if late => T::send_timed_out(&chain, e),
                     Ok(chain) => T::send_failed(&chain, e),
                     Err(error) => T::redirect_failed(error),
-                })
+                });
+            }
+            None => {
+                return Err(T::redirect_failed(match lazy.force() {
+                    Ok(chain) => chain.timeout_error(None),
+                    Err(error) => error,
+                }))
             }
         };
         if !response.status().is_redirection() {
@@ -284,14 +305,17 @@ where
         }
         if let Some(before) = before {
             let hooked = run_hook(&mut chain, response.status(), response.headers().clone());
-            match hooked.await {
-                Ok(true) => {}
-                Ok(false) => {
-                    body.resume();
-                    let (history, fragment) = outcome(before);
-                    return Ok(T::finish(response, history, fragment));
-                }
-                Err(e) => return Err(T::redirect_failed(e)),
+            match within::<T, _>(hooked, deadline).await {
+                None => return Err(T::redirect_failed(chain.timeout_error(None))),
+                Some(hooked) => match hooked {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        body.resume();
+                        let (history, fragment) = outcome(before);
+                        return Ok(T::finish(response, history, fragment));
+                    }
+                    Err(e) => return Err(T::redirect_failed(e)),
+                },
             }
         }
         #[cfg(feature = "tracing")]
@@ -300,9 +324,30 @@ where
         // resets or closes it), whether or not the body is sent again.
         request = hop_request(&transport, &chain, &body, deadline, version)
             .map_err(T::redirect_failed)?;
+        if within::<T, _>(T::drain(response), deadline).await.is_none() {
+            return Err(T::redirect_failed(chain.timeout_error(None)));
+        }
         lazy = Lazy::Ready(chain);
-        T::drain(response).await;
     }
+}
+
+/// `future`, unless `deadline` comes first (`None`).
+async fn within<T: Transport, F: Future>(
+    future: F,
+    deadline: Option<Instant>,
+) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let Some(deadline) = deadline else {
+        return Some(future.await);
+    };
+    let mut timer = std::pin::pin!(T::sleep_until(deadline));
+    std::future::poll_fn(|cx| {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(cx) {
+            return std::task::Poll::Ready(Some(output));
+        }
+        timer.as_mut().poll(cx).map(|()| None)
+    })
+    .await
 }
 
 /// Run the policy's hook on the hop just taken. `Ok(false)`: stop here.

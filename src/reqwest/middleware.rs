@@ -41,10 +41,21 @@ use crate::{BoxError, Chain, Error, Policy};
 /// (`RequestBuilder::with_extension(policy)`) overrides this middleware's
 /// policy for that request.
 ///
-/// A retry middleware below this one can retry a hop only when its body can
-/// be cloned: bodies from memory can; a streamed body's hop cannot (reqwest
-/// cannot clone a streaming request), so the retry middleware gives up on
-/// it, as it would without this crate.
+/// **Streamed bodies and reqwest-retry.** reqwest-retry clones every request
+/// before its first send, and a streamed body cannot be cloned: it fails
+/// such a request at once ("Request object is not cloneable"), *before
+/// anything is sent*, wherever it sits in the stack — above this middleware,
+/// below it, or with no redirect at all. With reqwest-retry in the stack,
+/// send bodies from memory (`Bytes`, `Vec<u8>`, `String`: those are replayed
+/// by reference count and retried); for a streamed upload use
+/// [`Client`](crate::Client), which replays streams through 307/308, and
+/// retry the whole upload yourself if you must.
+///
+/// **Deadline.** A timeout set on the request bounds the whole chain here
+/// too: each hop's send (with whatever retries run below this middleware),
+/// each 3xx drain and the hook. Running out is
+/// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout), as a
+/// `reqwest_middleware::Error::Middleware`.
 ///
 /// Errors: a redirect error is `reqwest_middleware::Error::Middleware`
 /// wrapping a [`redirect_policy::Error`](crate::Error) (downcast it to read
@@ -105,8 +116,19 @@ impl Transport for Stack<'_, '_> {
         transport::finish(response, history, fragment)
     }
 
+    fn sleep_until(deadline: std::time::Instant) -> impl std::future::Future<Output = ()> + Send {
+        transport::sleep_until(deadline)
+    }
+
     fn send_failed(_chain: &Chain, error: reqwest_middleware::Error) -> reqwest_middleware::Error {
         error
+    }
+
+    fn send_timed_out(
+        chain: &Chain,
+        error: reqwest_middleware::Error,
+    ) -> reqwest_middleware::Error {
+        reqwest_middleware::Error::middleware(chain.timeout_error(Some(Box::new(error))))
     }
 
     fn redirect_failed(error: Error) -> reqwest_middleware::Error {

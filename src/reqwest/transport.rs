@@ -87,6 +87,11 @@ fn memory_bytes(mut body: reqwest::Body) -> Result<Bytes, reqwest::Body> {
     }
 }
 
+/// The timer reqwest's own timeouts use.
+pub(crate) fn sleep_until(deadline: Instant) -> impl Future<Output = ()> + Send {
+    tokio::time::sleep_until(tokio::time::Instant::from_std(deadline))
+}
+
 /// A later hop as a reqwest request.
 pub(crate) fn hop(hop: Hop<reqwest::Body>) -> reqwest::Request {
     let mut request = reqwest::Request::new(hop.method, hop.url);
@@ -171,12 +176,20 @@ impl Transport for reqwest::Client {
         finish(response, history, fragment)
     }
 
+    fn sleep_until(deadline: Instant) -> impl Future<Output = ()> + Send {
+        sleep_until(deadline)
+    }
+
     fn send_failed(chain: &Chain, error: reqwest::Error) -> Error {
         if error.is_timeout() {
             chain.timeout_error(Some(Box::new(error)))
         } else {
             chain.request_error(error)
         }
+    }
+
+    fn send_timed_out(chain: &Chain, error: reqwest::Error) -> Error {
+        chain.timeout_error(Some(Box::new(error)))
     }
 
     fn redirect_failed(error: Error) -> Error {

@@ -311,8 +311,18 @@ where
         response
     }
 
+    fn sleep_until(_deadline: std::time::Instant) -> impl Future<Output = ()> + Send {
+        // No deadline on this path (`Start::deadline` is `None`): an outer
+        // timeout layer bounds the chain.
+        std::future::pending()
+    }
+
     fn send_failed(chain: &Chain, error: BoxError) -> Error {
         chain.request_error(error)
+    }
+
+    fn send_timed_out(chain: &Chain, error: BoxError) -> Error {
+        chain.timeout_error(Some(error))
     }
 
     fn redirect_failed(error: Error) -> Error {
