@@ -255,7 +255,12 @@ where
     loop {
         // Every await of the loop is bounded by the chain's deadline,
         // whatever sits below (a retry middleware included).
-        let sent = within::<T, _>(transport.send(request), deadline).await;
+        // (No wrapper at all without a deadline: the common case moves no
+        // more than it must.)
+        let sent = match deadline {
+            None => Some(transport.send(request).await),
+            Some(deadline) => within::<T, _>(transport.send(request), deadline).await,
+        };
         let response = match sent {
             Some(Ok(response)) => response,
             Some(Err(e)) => {
@@ -305,7 +310,11 @@ where
         }
         if let Some(before) = before {
             let hooked = run_hook(&mut chain, response.status(), response.headers().clone());
-            match within::<T, _>(hooked, deadline).await {
+            let hooked = match deadline {
+                None => Some(hooked.await),
+                Some(deadline) => within::<T, _>(hooked, deadline).await,
+            };
+            match hooked {
                 None => return Err(T::redirect_failed(chain.timeout_error(None))),
                 Some(hooked) => match hooked {
                     Ok(true) => {}
@@ -324,22 +333,21 @@ where
         // resets or closes it), whether or not the body is sent again.
         request = hop_request(&transport, &chain, &body, deadline, version)
             .map_err(T::redirect_failed)?;
-        if within::<T, _>(T::drain(response), deadline).await.is_none() {
-            return Err(T::redirect_failed(chain.timeout_error(None)));
+        match deadline {
+            None => T::drain(response).await,
+            Some(deadline) => {
+                if within::<T, _>(T::drain(response), deadline).await.is_none() {
+                    return Err(T::redirect_failed(chain.timeout_error(None)));
+                }
+            }
         }
         lazy = Lazy::Ready(chain);
     }
 }
 
 /// `future`, unless `deadline` comes first (`None`).
-async fn within<T: Transport, F: Future>(
-    future: F,
-    deadline: Option<Instant>,
-) -> Option<F::Output> {
+async fn within<T: Transport, F: Future>(future: F, deadline: Instant) -> Option<F::Output> {
     let mut future = std::pin::pin!(future);
-    let Some(deadline) = deadline else {
-        return Some(future.await);
-    };
     let mut timer = std::pin::pin!(T::sleep_until(deadline));
     std::future::poll_fn(|cx| {
         if let std::task::Poll::Ready(output) = future.as_mut().poll(cx) {
