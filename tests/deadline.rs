@@ -220,3 +220,30 @@ async fn reqwest_retry_sends_no_streamed_body_at_all() {
     }
     assert!(server.seen().is_empty(), "nothing was sent");
 }
+
+/// The tower layer has no timer of its own (it is tied to no runtime): a
+/// timeout around it — here `tokio::time::timeout`, as a `TimeoutLayer`
+/// outside it would — bounds the whole chain, and dropping the chain's
+/// future cancels the stalled hop.
+#[tokio::test]
+async fn tower_chain_is_bounded_by_an_outer_timeout() {
+    use tower::ServiceExt as _;
+    let server = Server::start();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<redirect_policy::ReplayBody<support::Upload>>();
+    let service = redirect_policy::FollowRedirect::new(client, Policy::standard());
+    for case in ["hop", "3xx body"] {
+        let url = stalled(&server, case);
+        let request = http::Request::get(url)
+            .body(support::Upload::new(
+                http_body_util::Empty::<bytes::Bytes>::new(),
+            ))
+            .unwrap();
+        let started = Instant::now();
+        let outcome = tokio::time::timeout(DEADLINE, service.clone().oneshot(request)).await;
+        let took = started.elapsed();
+        assert!(outcome.is_err(), "tower {case}: the outer timeout fired");
+        assert!(took < SLACK, "tower {case}: {took:?}");
+        eprintln!("tower {case}: outer timeout after {took:?}");
+    }
+}
