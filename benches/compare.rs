@@ -27,7 +27,7 @@ use redirect_policy::Policy;
 
 mod common;
 
-use common::{start_server, ACCEPTED, FIRST_BYTE, READ_BYTES};
+use common::{median, spread, start_server, worker_cpu_ns, ACCEPTED, FIRST_BYTE, READ_BYTES};
 
 // ---------------------------------------------------------------- sides
 
@@ -52,20 +52,6 @@ fn sides() -> (Side, Side) {
         redirect_policy::Client::from_builder(reqwest::Client::builder(), Policy::standard())
             .unwrap();
     (Side::Reqwest(reqwest), Side::Ours(ours))
-}
-
-/// CPU time of the runtime's worker thread so far, in ns, read from
-/// `/proc/thread-self/schedstat` by a task on that worker. The client's
-/// work (this crate, reqwest, hyper's connection tasks) all runs there.
-async fn worker_cpu_ns() -> u64 {
-    tokio::spawn(async {
-        std::fs::read_to_string("/proc/thread-self/schedstat")
-            .ok()
-            .and_then(|s| s.split_whitespace().next().and_then(|n| n.parse().ok()))
-            .unwrap_or(0)
-    })
-    .await
-    .unwrap()
 }
 
 /// A run's throughput and client CPU cost.
@@ -141,16 +127,6 @@ async fn one(base: &str, spec: &str) {
     }
 }
 
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        f64::midpoint(values[n / 2 - 1], values[n / 2])
-    }
-}
-
 // ---------------------------------------------------------------- grid
 
 async fn grid(base: &str, rounds: usize) {
@@ -217,12 +193,6 @@ async fn grid(base: &str, rounds: usize) {
         }
     }
     println!("\nworst median ratio: wall {worst_wall:.3}, cpu {worst_cpu:.3}\n");
-}
-
-fn spread(values: &[f64]) -> String {
-    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = values.iter().copied().fold(0.0, f64::max);
-    format!("{lo:.3} – {hi:.3}")
 }
 
 // ---------------------------------------------------------------- streaming

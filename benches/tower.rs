@@ -36,7 +36,7 @@ use tower_http::follow_redirect::policy::{self as th_policy, PolicyExt as _};
 
 mod common;
 
-use common::start_server;
+use common::{median, spread, start_server, worker_cpu_ns};
 
 type TowerHttp = tower_http::follow_redirect::FollowRedirect<
     Client<HttpConnector, Full<Bytes>>,
@@ -91,18 +91,6 @@ fn sides() -> (Side, Side) {
     (Side::TowerHttp(tower_http), Side::Ours(ours))
 }
 
-/// CPU time of the runtime's worker thread so far, in ns (see `compare`).
-async fn worker_cpu_ns() -> u64 {
-    tokio::spawn(async {
-        std::fs::read_to_string("/proc/thread-self/schedstat")
-            .ok()
-            .and_then(|s| s.split_whitespace().next().and_then(|n| n.parse().ok()))
-            .unwrap_or(0)
-    })
-    .await
-    .unwrap()
-}
-
 #[derive(Clone, Copy)]
 struct Run {
     rps: f64,
@@ -135,22 +123,6 @@ async fn measure(side: &Side, url: &str, body: &Bytes, tasks: usize, run: Durati
         rps: done as f64 / elapsed,
         cpu_us: cpu as f64 / 1e3 / done as f64,
     }
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        f64::midpoint(values[n / 2 - 1], values[n / 2])
-    }
-}
-
-fn spread(values: &[f64]) -> String {
-    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = values.iter().copied().fold(0.0, f64::max);
-    format!("{lo:.3} – {hi:.3}")
 }
 
 async fn grid(base: &str, rounds: usize) {

@@ -244,41 +244,51 @@ fn roomy_body() -> Vec<u8> {
 
 const ROOMY_CAP: usize = 512 * KIB;
 
+/// Run `case` once for every adapter and protocol, all at once.
+async fn on_every_transport<F, Fut>(case: F)
+where
+    F: Fn(Adapter, Proto) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let runs = ADAPTERS
+        .iter()
+        .flat_map(|&adapter| PROTOS.iter().map(move |&proto| (adapter, proto)));
+    join_all(runs.map(|(adapter, proto)| case(adapter, proto))).await;
+}
+
+/// What a chain that cannot replay gives under `on`.
+fn refused(on: UnreplayableBody) -> Outcome {
+    match on {
+        UnreplayableBody::Error => Outcome::Err(ErrorKind::BodyNotReplayable),
+        _ => Outcome::Ok(StatusCode::TEMPORARY_REDIRECT),
+    }
+}
+
+const ON_UNREPLAYABLE: [UnreplayableBody; 2] =
+    [UnreplayableBody::Error, UnreplayableBody::ReturnRedirect];
+
 /// The cap crossed *during* the drain of a slow 3xx body: the decision was
 /// taken when the head came, with the buffer whole, so the replay is whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cap_crossed_during_the_drain_loses_nothing() {
-    let body = roomy_body();
-    let mut runs = Vec::new();
-    for adapter in ADAPTERS {
-        for proto in PROTOS {
-            let body = body.clone();
-            runs.push(async move {
-                let server = Server::start();
-                server.route(
-                    "/a",
-                    early_307("/echo", 16 * KIB, Duration::from_millis(500)),
-                );
-                let policy = Policy::standard().max_replay_body(ROOMY_CAP);
-                let outcome = send(
-                    adapter,
-                    proto,
-                    policy,
-                    Method::PUT,
-                    server.url("/a"),
-                    issue_stream(&body),
-                )
-                .await;
-                let case = format!("{adapter:?} {proto:?}");
-                assert_eq!(outcome, Outcome::Ok(StatusCode::OK), "{case}");
-                check_hops(&server, &body, &case).await;
-                let echo = server.one_at("/echo");
-                assert_eq!(echo.method, Method::PUT);
-                assert_whole(&echo, &body, &case).await;
-            });
-        }
-    }
-    join_all(runs).await;
+    let body = &roomy_body();
+    on_every_transport(|adapter, proto| async move {
+        let server = Server::start();
+        server.route(
+            "/a",
+            early_307("/echo", 16 * KIB, Duration::from_millis(500)),
+        );
+        let policy = Policy::standard().max_replay_body(ROOMY_CAP);
+        let url = server.url("/a");
+        let outcome = send(adapter, proto, policy, Method::PUT, url, issue_stream(body)).await;
+        let case = format!("{adapter:?} {proto:?}");
+        assert_eq!(outcome, Outcome::Ok(StatusCode::OK), "{case}");
+        check_hops(&server, body, &case).await;
+        let echo = server.one_at("/echo");
+        assert_eq!(echo.method, Method::PUT);
+        assert_whole(&echo, body, &case).await;
+    })
+    .await;
 }
 
 /// The cap crossed *before* the 3xx head: nothing can be replayed, so the
@@ -286,45 +296,28 @@ async fn cap_crossed_during_the_drain_loses_nothing() {
 /// is sent after it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cap_crossed_before_the_head_sends_no_next_hop() {
-    let body = pattern(MIB);
-    let mut runs = Vec::new();
-    for adapter in ADAPTERS {
-        for proto in PROTOS {
-            for on in [UnreplayableBody::Error, UnreplayableBody::ReturnRedirect] {
-                let body = body.clone();
-                runs.push(async move {
-                    let server = Server::start();
-                    // The server reads 256 KiB before it answers: past the cap.
-                    server.route(
-                        "/a",
-                        early_307("/echo", 256 * KIB, Duration::from_millis(150)),
-                    );
-                    let policy = Policy::standard()
-                        .max_replay_body(128 * KIB)
-                        .unreplayable_body(on);
-                    let stream = slow_stream(body.clone(), 16 * KIB, Duration::ZERO);
-                    let outcome = send(
-                        adapter,
-                        proto,
-                        policy,
-                        Method::POST,
-                        server.url("/a"),
-                        stream,
-                    )
-                    .await;
-                    let case = format!("{adapter:?} {proto:?} {on:?}");
-                    let expected = match on {
-                        UnreplayableBody::Error => Outcome::Err(ErrorKind::BodyNotReplayable),
-                        _ => Outcome::Ok(StatusCode::TEMPORARY_REDIRECT),
-                    };
-                    assert_eq!(outcome, expected, "{case}");
-                    check_hops(&server, &body, &case).await;
-                    assert!(server.seen_at("/echo").is_empty(), "{case}");
-                });
-            }
+    let body = &pattern(MIB);
+    on_every_transport(|adapter, proto| async move {
+        for on in ON_UNREPLAYABLE {
+            let server = Server::start();
+            // The server reads 256 KiB before it answers: past the cap.
+            server.route(
+                "/a",
+                early_307("/echo", 256 * KIB, Duration::from_millis(150)),
+            );
+            let policy = Policy::standard()
+                .max_replay_body(128 * KIB)
+                .unreplayable_body(on);
+            let stream = slow_stream(body.clone(), 16 * KIB, Duration::ZERO);
+            let url = server.url("/a");
+            let outcome = send(adapter, proto, policy, Method::POST, url, stream).await;
+            let case = format!("{adapter:?} {proto:?} {on:?}");
+            assert_eq!(outcome, refused(on), "{case}");
+            check_hops(&server, body, &case).await;
+            assert!(server.seen_at("/echo").is_empty(), "{case}");
         }
-    }
-    join_all(runs).await;
+    })
+    .await;
 }
 
 /// The cap crossed on the replay hop itself: that hop is whole (it streams
@@ -332,45 +325,36 @@ async fn cap_crossed_before_the_head_sends_no_next_hop() {
 /// and nothing reaches `/final`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cap_crossed_on_the_replay_hop_refuses_the_next_replay() {
-    let body = roomy_body();
-    let mut runs = Vec::new();
-    for adapter in ADAPTERS {
-        for proto in PROTOS {
-            for on in [UnreplayableBody::Error, UnreplayableBody::ReturnRedirect] {
-                let body = body.clone();
-                runs.push(async move {
-                    let server = Server::start();
-                    server.route(
-                        "/a",
-                        early_307("/echo", 16 * KIB, Duration::from_millis(150)),
-                    );
-                    server.route("/echo", Reply::redirect(307, "/final"));
-                    let policy = Policy::standard()
-                        .max_replay_body(ROOMY_CAP)
-                        .unreplayable_body(on);
-                    let outcome = send(
-                        adapter,
-                        proto,
-                        policy,
-                        Method::POST,
-                        server.url("/a"),
-                        issue_stream(&body),
-                    )
-                    .await;
-                    let case = format!("{adapter:?} {proto:?} {on:?}");
-                    let expected = match on {
-                        UnreplayableBody::Error => Outcome::Err(ErrorKind::BodyNotReplayable),
-                        _ => Outcome::Ok(StatusCode::TEMPORARY_REDIRECT),
-                    };
-                    assert_eq!(outcome, expected, "{case}");
-                    check_hops(&server, &body, &case).await;
-                    assert_whole(&server.one_at("/echo"), &body, &case).await;
-                    assert!(server.seen_at("/final").is_empty(), "{case}");
-                });
-            }
+    let body = &roomy_body();
+    on_every_transport(|adapter, proto| async move {
+        for on in ON_UNREPLAYABLE {
+            let server = Server::start();
+            server.route(
+                "/a",
+                early_307("/echo", 16 * KIB, Duration::from_millis(150)),
+            );
+            server.route("/echo", Reply::redirect(307, "/final"));
+            let policy = Policy::standard()
+                .max_replay_body(ROOMY_CAP)
+                .unreplayable_body(on);
+            let url = server.url("/a");
+            let outcome = send(
+                adapter,
+                proto,
+                policy,
+                Method::POST,
+                url,
+                issue_stream(body),
+            )
+            .await;
+            let case = format!("{adapter:?} {proto:?} {on:?}");
+            assert_eq!(outcome, refused(on), "{case}");
+            check_hops(&server, body, &case).await;
+            assert_whole(&server.one_at("/echo"), body, &case).await;
+            assert!(server.seen_at("/final").is_empty(), "{case}");
         }
-    }
-    join_all(runs).await;
+    })
+    .await;
 }
 
 /// A later 302 drops the body; the replay before it must still have been
@@ -378,74 +362,56 @@ async fn cap_crossed_on_the_replay_hop_refuses_the_next_replay() {
 /// looked at).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_later_302_hides_no_bad_replay() {
-    let body = roomy_body();
-    let mut runs = Vec::new();
-    for adapter in ADAPTERS {
-        for proto in PROTOS {
-            let body = body.clone();
-            runs.push(async move {
-                let server = Server::start();
-                server.route("/a", early_307("/b", 16 * KIB, Duration::from_millis(500)));
-                server.route("/b", Reply::redirect(302, "/c"));
-                let policy = Policy::standard().max_replay_body(ROOMY_CAP);
-                let outcome = send(
-                    adapter,
-                    proto,
-                    policy,
-                    Method::POST,
-                    server.url("/a"),
-                    issue_stream(&body),
-                )
-                .await;
-                let case = format!("{adapter:?} {proto:?}");
-                assert_eq!(outcome, Outcome::Ok(StatusCode::OK), "{case}");
-                check_hops(&server, &body, &case).await;
-                assert_whole(&server.one_at("/b"), &body, &case).await;
-                let last = server.one_at("/c");
-                assert_eq!(last.method, Method::GET);
-                assert!(last.body.is_empty());
-            });
-        }
-    }
-    join_all(runs).await;
+    let body = &roomy_body();
+    on_every_transport(|adapter, proto| async move {
+        let server = Server::start();
+        server.route("/a", early_307("/b", 16 * KIB, Duration::from_millis(500)));
+        server.route("/b", Reply::redirect(302, "/c"));
+        let policy = Policy::standard().max_replay_body(ROOMY_CAP);
+        let url = server.url("/a");
+        let outcome = send(
+            adapter,
+            proto,
+            policy,
+            Method::POST,
+            url,
+            issue_stream(body),
+        )
+        .await;
+        let case = format!("{adapter:?} {proto:?}");
+        assert_eq!(outcome, Outcome::Ok(StatusCode::OK), "{case}");
+        check_hops(&server, body, &case).await;
+        assert_whole(&server.one_at("/b"), body, &case).await;
+        let last = server.one_at("/c");
+        assert_eq!(last.method, Method::GET);
+        assert!(last.body.is_empty());
+    })
+    .await;
 }
 
 /// The same early 307 with the replay buffer spilling to disk.
 #[cfg(feature = "spill")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn early_307_with_spill_on_replays_the_whole_body() {
-    let body = pattern(2 * MIB);
-    let mut runs = Vec::new();
-    for adapter in ADAPTERS {
-        for proto in PROTOS {
-            let body = body.clone();
-            runs.push(async move {
-                let server = Server::start();
-                server.route(
-                    "/a",
-                    early_307("/echo", 64 * KIB, Duration::from_millis(150)),
-                );
-                let policy = Policy::standard()
-                    .max_replay_body(8 * MIB)
-                    .spill_to_disk(64 * KIB);
-                let stream = slow_stream(body.clone(), 32 * KIB, Duration::from_millis(1));
-                let outcome = send(
-                    adapter,
-                    proto,
-                    policy,
-                    Method::PUT,
-                    server.url("/a"),
-                    stream,
-                )
-                .await;
-                let case = format!("{adapter:?} {proto:?} spill");
-                assert_eq!(outcome, Outcome::Ok(StatusCode::OK), "{case}");
-                check_hops(&server, &body, &case).await;
-                assert_whole(&server.one_at("/echo"), &body, &case).await;
-            });
-        }
-    }
-    join_all(runs).await;
+    let body = &pattern(2 * MIB);
+    on_every_transport(|adapter, proto| async move {
+        let server = Server::start();
+        server.route(
+            "/a",
+            early_307("/echo", 64 * KIB, Duration::from_millis(150)),
+        );
+        let policy = Policy::standard()
+            .max_replay_body(8 * MIB)
+            .spill_to_disk(64 * KIB);
+        let stream = slow_stream(body.clone(), 32 * KIB, Duration::from_millis(1));
+        let url = server.url("/a");
+        let outcome = send(adapter, proto, policy, Method::PUT, url, stream).await;
+        let case = format!("{adapter:?} {proto:?} spill");
+        assert_eq!(outcome, Outcome::Ok(StatusCode::OK), "{case}");
+        check_hops(&server, body, &case).await;
+        assert_whole(&server.one_at("/echo"), body, &case).await;
+    })
+    .await;
 }
 
 /// Over h2, the old stream of an early 307 is reset (or finished) at once,

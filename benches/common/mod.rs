@@ -89,3 +89,35 @@ pub(crate) fn start_server() -> SocketAddr {
     });
     addr
 }
+
+/// CPU time of the runtime's worker thread so far, in ns, read from
+/// `/proc/thread-self/schedstat` by a task on that worker. The client's
+/// work (this crate, reqwest, hyper's connection tasks) all runs there.
+pub(crate) async fn worker_cpu_ns() -> u64 {
+    tokio::spawn(async {
+        std::fs::read_to_string("/proc/thread-self/schedstat")
+            .ok()
+            .and_then(|s| s.split_whitespace().next().and_then(|n| n.parse().ok()))
+            .unwrap_or(0)
+    })
+    .await
+    .unwrap()
+}
+
+/// The median (sorts `values`).
+pub(crate) fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        f64::midpoint(values[n / 2 - 1], values[n / 2])
+    }
+}
+
+/// "lowest – highest" of per-round ratios.
+pub(crate) fn spread(values: &[f64]) -> String {
+    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = values.iter().copied().fold(0.0, f64::max);
+    format!("{lo:.3} – {hi:.3}")
+}

@@ -315,16 +315,14 @@ where
                 Some(deadline) => within::<T, _>(hooked, deadline).await,
             };
             match hooked {
+                Some(Ok(true)) => {}
+                Some(Ok(false)) => {
+                    body.resume();
+                    let (history, fragment) = outcome(before);
+                    return Ok(T::finish(response, history, fragment));
+                }
+                Some(Err(e)) => return Err(T::redirect_failed(e)),
                 None => return Err(T::redirect_failed(chain.timeout_error(None))),
-                Some(hooked) => match hooked {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        body.resume();
-                        let (history, fragment) = outcome(before);
-                        return Ok(T::finish(response, history, fragment));
-                    }
-                    Err(e) => return Err(T::redirect_failed(e)),
-                },
             }
         }
         #[cfg(feature = "tracing")]
