@@ -41,8 +41,9 @@ pub enum ErrorKind {
     /// to get the 3xx back instead.
     BodyNotReplayable,
     /// Sending a request or reading its response failed (connection refused
-    /// or dropped, TLS, protocol error, the body stream failed). The source
-    /// is the transport's error.
+    /// or dropped, TLS, protocol error, the body stream failed), or the
+    /// writer given to the blocking `Response::copy_to` failed. The source
+    /// is the transport's (or the writer's) error.
     Request,
     /// The timeout set on the request ran out. It covers the whole chain,
     /// not each hop.
@@ -51,8 +52,17 @@ pub enum ErrorKind {
     Hook,
     /// The client or the request could not be built: a bad URL or header
     /// given to the builder, or a TLS backend that failed to start (see the
-    /// source).
+    /// source). Also a reqwest client that follows redirects itself (given
+    /// to [`Client::from_reqwest`](crate::Client::from_reqwest) or below the
+    /// middleware): build it with `redirect(reqwest::redirect::Policy::none())`.
     Builder,
+    /// A response body could not be decoded: JSON that does not match the
+    /// type asked for, or a compressed or charset-encoded body that is
+    /// corrupt (the source says which).
+    Decode,
+    /// The final response had an error status and `error_for_status` was
+    /// asked for; [`Error::status`] gives it.
+    Status,
 }
 
 /// The detail behind a kind: the words of the message, and any source.
@@ -114,6 +124,38 @@ pub(crate) enum Detail {
     #[cfg_attr(not(feature = "reqwest"), allow(dead_code))] // made by the reqwest adapter only
     #[error("could not build the request")]
     InvalidRequest(#[source] BoxError),
+    #[cfg_attr(not(feature = "reqwest"), allow(dead_code))] // made by the reqwest adapter only
+    #[error(
+        "the reqwest client followed a redirect itself, past this crate's rules \
+         ({sent} was answered from {answered}); build it with \
+         .redirect(reqwest::redirect::Policy::none()), or use Client::from_builder"
+    )]
+    FollowedBelow { sent: String, answered: String },
+    #[cfg_attr(not(feature = "reqwest"), allow(dead_code))] // made by the reqwest adapter only
+    #[error(
+        "the reqwest client gave up on redirects of its own; build it with \
+         .redirect(reqwest::redirect::Policy::none()), or use Client::from_builder"
+    )]
+    RedirectedBelow(#[source] BoxError),
+    #[cfg_attr(not(feature = "blocking"), allow(dead_code))] // made by the blocking client only
+    #[error("could not write the response body to the writer given")]
+    Write(#[source] std::io::Error),
+    #[cfg_attr(not(feature = "reqwest"), allow(dead_code))] // made by the reqwest adapter only
+    #[error("error decoding the response body")]
+    Decode(#[source] BoxError),
+    #[cfg_attr(not(feature = "reqwest"), allow(dead_code))] // made by the reqwest adapter only
+    #[error("HTTP status {}", status_words(*.0))]
+    Status(StatusCode, #[source] BoxError),
+}
+
+/// reqwest's words for an error status: "client error (404 Not Found)".
+fn status_words(status: StatusCode) -> String {
+    let class = if status.is_client_error() {
+        "client error"
+    } else {
+        "server error"
+    };
+    format!("{class} ({status})")
 }
 
 impl Detail {
@@ -127,10 +169,15 @@ impl Detail {
             Detail::SchemeNotAllowed { .. } => ErrorKind::SchemeNotAllowed,
             Detail::InsecureRedirect => ErrorKind::InsecureRedirect,
             Detail::BodyOverCap { .. } | Detail::BodyFailed => ErrorKind::BodyNotReplayable,
-            Detail::Request(_) => ErrorKind::Request,
+            Detail::Request(_) | Detail::Write(_) => ErrorKind::Request,
             Detail::Timeout(_) => ErrorKind::Timeout,
             Detail::Hook(_) => ErrorKind::Hook,
-            Detail::Builder(_) | Detail::InvalidRequest(_) => ErrorKind::Builder,
+            Detail::Builder(_)
+            | Detail::InvalidRequest(_)
+            | Detail::FollowedBelow { .. }
+            | Detail::RedirectedBelow(_) => ErrorKind::Builder,
+            Detail::Decode(_) => ErrorKind::Decode,
+            Detail::Status(..) => ErrorKind::Status,
         }
     }
 }
@@ -151,6 +198,15 @@ struct Inner {
     status: Option<StatusCode>,
     location: Option<HeaderValue>,
     history: History,
+    marks: Marks,
+}
+
+/// What a transport's error said of itself, kept for the `is_*` predicates
+/// that no kind answers (reqwest's `is_connect`, `is_body`).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Marks {
+    pub(crate) connect: bool,
+    pub(crate) body: bool,
 }
 
 impl Error {
@@ -162,6 +218,7 @@ impl Error {
                 status: None,
                 location: None,
                 history: History::default(),
+                marks: Marks::default(),
             }),
         }
     }
@@ -186,6 +243,18 @@ impl Error {
         self
     }
 
+    #[cfg_attr(not(feature = "reqwest"), allow(dead_code))] // marked by the reqwest adapter only
+    pub(crate) fn with_marks(mut self, marks: Marks) -> Self {
+        self.inner.marks = marks;
+        self
+    }
+
+    #[cfg_attr(not(feature = "reqwest"), allow(dead_code))] // used by the reqwest adapter only
+    pub(crate) fn with_status(mut self, status: StatusCode) -> Self {
+        self.inner.status = Some(status);
+        self
+    }
+
     /// What went wrong.
     #[must_use]
     pub fn kind(&self) -> ErrorKind {
@@ -199,8 +268,9 @@ impl Error {
         self.inner.url.as_ref()
     }
 
-    /// The status of the 3xx response that led to the error, for redirect
-    /// errors.
+    /// The status of the response that led to the error: the 3xx for
+    /// redirect errors, the error status for [`ErrorKind::Status`] (as
+    /// reqwest's `Error::status` gives it).
     #[must_use]
     pub fn status(&self) -> Option<StatusCode> {
         self.inner.status
@@ -229,10 +299,68 @@ impl Error {
         self
     }
 
-    /// True for [`ErrorKind::Timeout`].
+    /// True for [`ErrorKind::Timeout`]: the request's timeout ran out, on
+    /// any hop or while reading the final body.
     #[must_use]
     pub fn is_timeout(&self) -> bool {
         self.kind() == ErrorKind::Timeout
+    }
+
+    /// True for [`ErrorKind::Builder`].
+    #[must_use]
+    pub fn is_builder(&self) -> bool {
+        self.kind() == ErrorKind::Builder
+    }
+
+    /// True for the errors of a redirect itself: [`ErrorKind::TooManyRedirects`],
+    /// [`RedirectLoop`](ErrorKind::RedirectLoop), [`InvalidLocation`](ErrorKind::InvalidLocation),
+    /// [`SchemeNotAllowed`](ErrorKind::SchemeNotAllowed) and
+    /// [`InsecureRedirect`](ErrorKind::InsecureRedirect).
+    #[must_use]
+    pub fn is_redirect(&self) -> bool {
+        matches!(
+            self.kind(),
+            ErrorKind::TooManyRedirects
+                | ErrorKind::RedirectLoop
+                | ErrorKind::InvalidLocation
+                | ErrorKind::SchemeNotAllowed
+                | ErrorKind::InsecureRedirect
+        )
+    }
+
+    /// True for [`ErrorKind::Status`] (from `error_for_status`).
+    #[must_use]
+    pub fn is_status(&self) -> bool {
+        self.kind() == ErrorKind::Status
+    }
+
+    /// True for [`ErrorKind::Request`]: sending a request or reading its
+    /// response failed.
+    #[must_use]
+    pub fn is_request(&self) -> bool {
+        self.kind() == ErrorKind::Request
+    }
+
+    /// True when connecting failed (reqwest's `is_connect`; through the
+    /// tower layer, look at the source).
+    #[must_use]
+    pub fn is_connect(&self) -> bool {
+        self.inner.marks.connect
+    }
+
+    /// True for an error of a body: a request body that cannot be replayed
+    /// ([`ErrorKind::BodyNotReplayable`]), or a body that failed while it was
+    /// sent or read (reqwest's `is_body`).
+    #[must_use]
+    pub fn is_body(&self) -> bool {
+        self.kind() == ErrorKind::BodyNotReplayable || self.inner.marks.body
+    }
+
+    /// True for [`ErrorKind::Decode`]: a response body that could not be
+    /// decoded (JSON, compression, charset).
+    #[must_use]
+    pub fn is_decode(&self) -> bool {
+        self.kind() == ErrorKind::Decode
     }
 }
 

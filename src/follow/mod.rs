@@ -29,6 +29,11 @@ pub(crate) const DRAIN_LIMIT: u64 = 64 * 1024;
 pub(crate) trait Answer {
     fn status(&self) -> StatusCode;
     fn headers(&self) -> &HeaderMap;
+    /// The URL that answered, where the transport reports one: a transport
+    /// that followed a redirect itself answers from another URL.
+    fn url(&self) -> Option<&Url> {
+        None
+    }
 }
 
 /// One later hop, for the transport to turn into its own request.
@@ -278,6 +283,9 @@ where
                 }))
             }
         };
+        if let Lazy::Ready(chain) = &lazy {
+            followed_below(chain, &response).map_err(T::redirect_failed)?;
+        }
         if !response.status().is_redirection() {
             // Final: the hop's body goes on as it is (a server may answer
             // before it has read the whole upload).
@@ -341,6 +349,27 @@ where
         }
         lazy = Lazy::Ready(chain);
     }
+}
+
+/// A transport that followed a redirect itself answers from another URL
+/// than the one sent: its answer went past the chain's rules, so it is an
+/// error of how the transport was built.
+fn followed_below(chain: &Chain, response: &impl Answer) -> Result<(), Error> {
+    match response.url() {
+        Some(answered) if !same_resource(chain.url(), answered) => {
+            let detail = Detail::FollowedBelow {
+                sent: chain.url()[..url::Position::AfterPath].to_owned(),
+                answered: answered[..url::Position::AfterPath].to_owned(),
+            };
+            Err(chain.error(detail).with_url(chain.url().clone()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The same URL, fragments aside (a fragment is never sent).
+fn same_resource(sent: &Url, answered: &Url) -> bool {
+    sent[..url::Position::AfterQuery] == answered[..url::Position::AfterQuery]
 }
 
 /// `future`, unless `deadline` comes first (`None`).

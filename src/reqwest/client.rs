@@ -69,13 +69,6 @@ macro_rules! forward_builder_methods {
             self.map(|b| b.headers(headers))
         }
 
-        /// Set the body. Bodies in memory are replayed by reference count; a
-        /// stream (`reqwest::Body::wrap_stream`) is kept as it is sent, up to
-        /// [`Policy::max_replay_body`](crate::Policy::max_replay_body).
-        pub fn body<T: Into<reqwest::Body>>(self, body: T) -> Self {
-            self.map(|b| b.body(body))
-        }
-
         /// Basic authentication. Stripped on an origin change.
         pub fn basic_auth<U: std::fmt::Display, P: std::fmt::Display>(
             self,
@@ -99,6 +92,36 @@ macro_rules! forward_builder_methods {
         /// The HTTP version to use.
         pub fn version(self, version: http::Version) -> Self {
             self.map(|b| b.version(version))
+        }
+
+        /// A JSON body, with `Content-Type: application/json` (as reqwest's
+        /// `json`). It is in memory: every replay shares its bytes.
+        #[cfg(feature = "json")]
+        pub fn json<T: serde::Serialize + ?Sized>(self, json: &T) -> Self {
+            self.map(|b| b.json(json))
+        }
+
+        /// A form body, `application/x-www-form-urlencoded` (as reqwest's
+        /// `form`). It is in memory: every replay shares its bytes.
+        #[cfg(feature = "form")]
+        pub fn form<T: serde::Serialize + ?Sized>(self, form: &T) -> Self {
+            self.map(|b| b.form(form))
+        }
+
+        /// Append query parameters to the URL (as reqwest's `query`). A
+        /// relative Location is resolved against the URL with them; whether
+        /// a redirect keeps them is the server's choice, as its Location says.
+        #[cfg(feature = "query")]
+        pub fn query<T: serde::Serialize + ?Sized>(self, query: &T) -> Self {
+            self.map(|b| b.query(query))
+        }
+
+        /// A `multipart/form-data` body (as reqwest's `multipart`). It is a
+        /// stream: it is sent at once, kept as it goes out, and replayed on
+        /// a 307/308 up to [`Policy::max_replay_body`](crate::Policy::max_replay_body).
+        #[cfg(feature = "multipart")]
+        pub fn multipart(self, multipart: reqwest::multipart::Form) -> Self {
+            self.map(|b| b.multipart(multipart))
         }
     };
 }
@@ -178,6 +201,33 @@ impl Client {
         Ok(Self { inner, policy })
     }
 
+    /// A client around a `reqwest::Client` built elsewhere; it must have been
+    /// built with `redirect(reqwest::redirect::Policy::none())`.
+    ///
+    /// reqwest cannot say whether a built client follows redirects, so a
+    /// client that does is caught on its first redirect: the response comes
+    /// from another URL than the one sent (or reqwest gives up on a chain
+    /// of its own), and the request fails with [`ErrorKind::Builder`](crate::ErrorKind::Builder),
+    /// whose message says how to build the client. Nothing it followed is
+    /// handed back as if this crate's rules had been applied.
+    ///
+    /// ```no_run
+    /// use redirect_policy::{Client, Policy};
+    ///
+    /// let reqwest = reqwest::Client::builder()
+    ///     .redirect(reqwest::redirect::Policy::none())
+    ///     .build()?;
+    /// let client = Client::from_reqwest(reqwest, Policy::standard());
+    /// # Ok::<(), redirect_policy::Error>(())
+    /// ```
+    #[must_use]
+    pub fn from_reqwest(client: reqwest::Client, policy: Policy) -> Self {
+        Self {
+            inner: client,
+            policy,
+        }
+    }
+
     /// The policy applied to requests that set none of their own.
     #[must_use]
     pub fn policy(&self) -> &Policy {
@@ -239,6 +289,41 @@ impl RequestBuilder {
 
     forward_builder_methods!();
 
+    /// Set the body. Bodies in memory are replayed by reference count; a
+    /// stream (`reqwest::Body::wrap_stream`) is kept as it is sent, up to
+    /// [`Policy::max_replay_body`](crate::Policy::max_replay_body).
+    pub fn body<T: Into<reqwest::Body>>(self, body: T) -> Self {
+        self.map(|b| b.body(body))
+    }
+
+    /// A builder for `request` on `client` (as reqwest's `from_parts`).
+    pub fn from_parts(client: Client, request: reqwest::Request) -> Self {
+        let inner = reqwest::RequestBuilder::from_parts(client.inner.clone(), request);
+        Self {
+            client,
+            inner,
+            policy: None,
+        }
+    }
+
+    /// A copy of this builder, or `None` if its body is a stream (which can
+    /// be sent only once; the chain replays it from its own buffer).
+    #[must_use]
+    pub fn try_clone(&self) -> Option<Self> {
+        Some(Self {
+            client: self.client.clone(),
+            inner: self.inner.try_clone()?,
+            policy: self.policy.clone(),
+        })
+    }
+
+    /// The client and the built request, to change the request before
+    /// [`Client::execute`] (as reqwest's `build_split`).
+    pub fn build_split(self) -> (Client, Result<reqwest::Request, Error>) {
+        let (_, request) = self.inner.build_split();
+        (self.client, request.map_err(Error::from))
+    }
+
     /// Follow this request's redirects under `policy` instead of the
     /// client's.
     pub fn policy(mut self, policy: Policy) -> Self {
@@ -246,8 +331,8 @@ impl RequestBuilder {
         self
     }
 
-    /// Anything else reqwest's builder offers (`json`, `form`, `query`,
-    /// `multipart`, ... with the matching reqwest features on).
+    /// The escape hatch: anything else reqwest's builder offers that this
+    /// one does not forward, applied to the wrapped `reqwest::RequestBuilder`.
     pub fn with_reqwest(
         self,
         f: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
@@ -257,9 +342,7 @@ impl RequestBuilder {
 
     /// Build the request without sending it.
     pub fn build(self) -> Result<reqwest::Request, Error> {
-        self.inner
-            .build()
-            .map_err(|e| Error::new(Detail::InvalidRequest(Box::new(e))))
+        self.inner.build().map_err(Error::from)
     }
 
     /// Send the request and follow its redirects.
@@ -273,7 +356,7 @@ impl RequestBuilder {
         let pending = inner
             .build()
             .map(|request| follow(client.inner, start(policy, request)))
-            .map_err(|e| Error::new(Detail::InvalidRequest(Box::new(e))));
+            .map_err(Error::from);
         async move { pending?.await }
     }
 }

@@ -5,6 +5,7 @@
 #[cfg(feature = "blocking")]
 pub mod blocking;
 pub(crate) mod client;
+pub(crate) mod error;
 #[cfg(feature = "middleware")]
 pub(crate) mod middleware;
 pub(crate) mod transport;

@@ -12,7 +12,9 @@ use http::{HeaderMap, StatusCode};
 use http_body::Body as _;
 
 use crate::body::{Inner, Limits, Replay, ReplayBody};
+use crate::engine::error::Detail;
 use crate::follow::{Answer, Hop, Lazy, Start, Transport, DRAIN_LIMIT};
+use crate::reqwest::error::{marks, WithChain};
 use crate::{BoxError, Chain, Error, History, Policy};
 
 impl Answer for reqwest::Response {
@@ -22,6 +24,10 @@ impl Answer for reqwest::Response {
 
     fn headers(&self) -> &HeaderMap {
         reqwest::Response::headers(self)
+    }
+
+    fn url(&self) -> Option<&url::Url> {
+        Some(reqwest::Response::url(self))
     }
 }
 
@@ -87,6 +93,23 @@ fn memory_bytes(mut body: reqwest::Body) -> Result<Bytes, reqwest::Body> {
     }
 }
 
+/// A failed reqwest send, with the chain so far: a timeout is `Timeout`; a
+/// client that gave up on redirects of its own (it should not follow any)
+/// is `Builder`, saying how to build it; anything else is `Request`.
+pub(crate) fn send_failed(chain: &Chain, error: reqwest::Error) -> Error {
+    let marks = marks(&error);
+    let error = if error.is_timeout() {
+        chain.timeout_error(Some(Box::new(error)))
+    } else if error.is_redirect() {
+        chain
+            .error(Detail::RedirectedBelow(Box::new(error)))
+            .with_url(chain.url().clone())
+    } else {
+        chain.request_error(error)
+    };
+    error.with_marks(marks)
+}
+
 /// The timer reqwest's own timeouts use.
 pub(crate) fn sleep_until(deadline: Instant) -> impl Future<Output = ()> + Send {
     tokio::time::sleep_until(tokio::time::Instant::from_std(deadline))
@@ -116,29 +139,47 @@ pub(crate) async fn drain(mut response: reqwest::Response) {
 }
 
 /// Attach the history, and give the final URL back its fragment, which
-/// reqwest does not report.
+/// reqwest does not report. After a redirect, the body's errors are made to
+/// carry the history too (see [`WithChain`]); a response that was never
+/// redirected is handed over as reqwest made it.
 pub(crate) fn finish(
     mut response: reqwest::Response,
     history: History,
     fragment: Option<String>,
 ) -> reqwest::Response {
+    let mut url = None;
     if let Some(fragment) = fragment {
         if response.url().fragment() != Some(fragment.as_str()) {
-            let mut url = response.url().clone();
-            url.set_fragment(Some(&fragment));
-            response = with_url(response, url);
+            let mut with_fragment = response.url().clone();
+            with_fragment.set_fragment(Some(&fragment));
+            url = Some(with_fragment);
         }
+    }
+    if !history.is_empty() {
+        let url = url.unwrap_or_else(|| response.url().clone());
+        response = rebuild(response, url, Some(history.clone()));
+    } else if let Some(url) = url {
+        response = rebuild(response, url, None);
     }
     response.extensions_mut().insert(history);
     response
 }
 
-/// reqwest has no setter for a response's URL; going through
-/// `http::Response` and back is the public way.
-fn with_url(response: reqwest::Response, url: url::Url) -> reqwest::Response {
+/// The response with `url` as its URL, and its body wrapped to carry
+/// `history` in its errors. reqwest has no setter for a response's URL;
+/// going through `http::Response` and back is the public way (reqwest's
+/// body, with its timeouts, is kept inside).
+fn rebuild(
+    response: reqwest::Response,
+    url: url::Url,
+    history: Option<History>,
+) -> reqwest::Response {
     use reqwest::ResponseBuilderExt as _;
     let response: http::Response<reqwest::Body> = response.into();
-    let (mut parts, body) = response.into_parts();
+    let (mut parts, mut body) = response.into_parts();
+    if let Some(history) = history {
+        body = reqwest::Body::wrap(WithChain::new(body, url.clone(), history));
+    }
     let marker = http::Response::builder().url(url).body(());
     if let Ok(marker) = marker {
         parts.extensions.extend(marker.into_parts().0.extensions);
@@ -181,15 +222,12 @@ impl Transport for reqwest::Client {
     }
 
     fn send_failed(chain: &Chain, error: reqwest::Error) -> Error {
-        if error.is_timeout() {
-            chain.timeout_error(Some(Box::new(error)))
-        } else {
-            chain.request_error(error)
-        }
+        send_failed(chain, error)
     }
 
     fn send_timed_out(chain: &Chain, error: reqwest::Error) -> Error {
-        chain.timeout_error(Some(Box::new(error)))
+        let marks = marks(&error);
+        chain.timeout_error(Some(Box::new(error))).with_marks(marks)
     }
 
     fn redirect_failed(error: Error) -> Error {
