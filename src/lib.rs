@@ -125,6 +125,8 @@
 //! | `http2` | no | reqwest's HTTP/2 (replays, early 3xx and the rules are tested over h2 too) |
 //! | `tower` | no | `FollowRedirectLayer` and `FollowRedirect` for hyper-util and tower; `ReplayBody<B>` over any `http_body::Body` (no reqwest, not all of tower) |
 //! | `spill` | no | `Policy::spill_to_disk`: a streamed body's replay buffer spills to a private temporary file (unnamed, mode 0600, in `Policy::spill_dir` or the temp directory) past a threshold, so bodies larger than memory can follow a 307 |
+//! | `json`, `form`, `query`, `multipart` | no | `RequestBuilder::json`, `form`, `query`, `multipart` (reqwest's, forwarded; a multipart form is a stream, teed and replayed) |
+//! | `cookies`, `gzip`, `brotli`, `zstd`, `deflate`, `stream`, `charset`, `hickory-dns`, `socks`, `system-proxy` | no | reqwest's features of those names, forwarded (with `cookies`, each hop gets the jar's cookies for its own URL) |
 //!
 //! Opt-in behaviour that needs no feature: the redirect hook
 //! ([`Policy::hook`], for re-signing a request for its new host) and the
@@ -140,6 +142,8 @@
 //! dependency (its `Request`, `Response` and `ClientBuilder` appear in this
 //! API), so a move to a new reqwest minor version (0.14) is a breaking
 //! release of this crate.
+#![doc = ""]
+#![doc = include_str!("../docs/from-reqwest.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 // The architecture, one folder each: the rules (no async, no I/O), the bytes,
