@@ -386,3 +386,31 @@ async fn a_middleware_stack_over_a_following_client_is_caught() {
     assert_eq!(err.kind(), ErrorKind::Builder);
     assert!(err.to_string().contains("Policy::none()"), "{err}");
 }
+
+/// Feature `cookies`: reqwest's jar sees every hop (each is re-issued
+/// through reqwest), so a cookie set by a 302 goes with the next hop to its
+/// origin, and never to another origin.
+#[cfg(feature = "cookies")]
+#[tokio::test]
+async fn the_cookie_jar_sees_every_hop() {
+    let a = Server::start();
+    let b = Server::start();
+    a.route(
+        "/login",
+        Reply::redirect(302, "/home").header("set-cookie", "sid=42; Path=/"),
+    );
+    a.route(
+        "/home",
+        Reply::redirect(307, format!("{}/elsewhere", b.base_localhost())),
+    );
+    let client = Client::from_builder(
+        reqwest::Client::builder().cookie_store(true),
+        Policy::standard(),
+    )
+    .unwrap();
+    let resp = client.get(a.url("/login")).send().await.unwrap();
+    assert_eq!(hops(&resp), 2);
+    assert_eq!(a.one_at("/login").header("cookie"), None);
+    assert_eq!(a.one_at("/home").header("cookie"), Some("sid=42"));
+    assert_eq!(b.one_at("/elsewhere").header("cookie"), None);
+}

@@ -516,9 +516,12 @@ fn random_early_answers_never_send_a_short_hop() {
         max_shrink_iters: 32,
         ..ProptestConfig::default()
     };
+    // Chunks of at least 1 KiB: with 47-byte chunks 2 ms apart, a 1 MiB
+    // stream takes over a minute to send (it looked like a hang in CI).
+    // Smaller chunk shapes are the tee's own property test's.
     let strategy = (
         0usize..MIB,
-        1usize..64 * KIB,
+        KIB..64 * KIB,
         0u64..4,
         0usize..700 * KIB,
         prop_oneof![Just(usize::MAX), (16 * KIB)..MIB],
