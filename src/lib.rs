@@ -126,7 +126,7 @@
 //! | `tower` | no | `FollowRedirectLayer` and `FollowRedirect` for hyper-util and tower; `ReplayBody<B>` over any `http_body::Body` (no reqwest, not all of tower) |
 //! | `spill` | no | `Policy::spill_to_disk`: a streamed body's replay buffer spills to a private temporary file (unnamed, mode 0600, in `Policy::spill_dir` or the temp directory) past a threshold, so bodies larger than memory can follow a 307 |
 //! | `json`, `form`, `query`, `multipart` | no | `RequestBuilder::json`, `form`, `query`, `multipart` (reqwest's, forwarded; a multipart form is a stream, teed and replayed) |
-//! | `cookies`, `gzip`, `brotli`, `zstd`, `deflate`, `stream`, `charset`, `hickory-dns`, `socks`, `system-proxy` | no | reqwest's features of those names, forwarded (with `cookies`, each hop gets the jar's cookies for its own URL) |
+//! | `cookies`, `gzip`, `brotli`, `zstd`, `deflate`, `stream`, `charset`, `hickory-dns`, `socks`, `system-proxy` | no | reqwest's features of those names, forwarded (with `cookies`, each hop gets the jar's cookies for its own URL; `hickory-dns` needs Rust 1.88, as its hickory-resolver 0.26 does) |
 //!
 //! Opt-in behaviour that needs no feature: the redirect hook
 //! ([`Policy::hook`], for re-signing a request for its new host) and the
@@ -134,7 +134,8 @@
 //!
 //! # MSRV and versioning
 //!
-//! The MSRV is Rust 1.85, the same as reqwest 0.13; CI proves it without a
+//! The MSRV is Rust 1.85, the same as reqwest 0.13 (feature `hickory-dns` alone needs 1.88,
+//! as reqwest's hickory-resolver does); CI proves it without a
 //! second toolchain (no normal or build dependency, in the committed lock or
 //! in a fresh MSRV-aware resolution, declares a higher `rust-version`), and
 //! builds the crate with the minimal versions of its direct dependencies.
