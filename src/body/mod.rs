@@ -202,6 +202,15 @@ where
         !matches!(self, Self::None)
     }
 
+    /// Whether [`Replay::next_body`] would give a body now (a stream is
+    /// still wholly kept). Changes nothing.
+    pub(crate) fn can_replay(&self) -> bool {
+        match self {
+            Self::None | Self::Memory(_) => true,
+            Self::Stream(tee) => lock(tee).replay() == BodyReplay::Available,
+        }
+    }
+
     /// Stop the current reader where it is (it parks until it is resumed or
     /// retired), and say whether the body can be sent again from its first
     /// byte. Deciding and stopping are one step under the tee's lock, so no

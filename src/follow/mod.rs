@@ -22,6 +22,8 @@ use crate::engine::error::Detail;
 use crate::engine::hook::{HookAction, Redirect};
 use crate::{BoxError, Chain, Error, History, Policy, Step};
 
+pub(crate) mod refused;
+
 /// The largest 3xx body that is read so that its connection can be reused.
 pub(crate) const DRAIN_LIMIT: u64 = 64 * 1024;
 
@@ -87,6 +89,10 @@ pub(crate) trait Transport: Send {
     /// A timer that fires at `deadline`, for the chain's deadline. Only
     /// called when the chain has one (the tower path never has).
     fn sleep_until(deadline: Instant) -> impl Future<Output = ()> + Send;
+
+    /// Whether a failed send is one the server provably did not process
+    /// (see [`refused`]): the loop then sends the hop once more.
+    fn refused(error: &Self::SendError) -> bool;
 
     /// A failed send, with the chain so far.
     fn send_failed(chain: &Chain, error: Self::SendError) -> Self::Error;
@@ -257,6 +263,8 @@ where
         }
         _ => request,
     };
+    // Whether the current hop was sent again after a refusal (once a hop).
+    let mut resent = false;
     loop {
         // Every await of the loop is bounded by the chain's deadline,
         // whatever sits below (a retry middleware included).
@@ -268,20 +276,21 @@ where
         };
         let response = match sent {
             Some(Ok(response)) => response,
-            Some(Err(e)) => {
-                let late = deadline.is_some_and(|deadline| Instant::now() >= deadline);
-                return Err(match lazy.force() {
-                    Ok(chain) if late => T::send_timed_out(&chain, e),
-                    Ok(chain) => T::send_failed(&chain, e),
-                    Err(error) => T::redirect_failed(error),
-                });
+            Some(Err(e)) if !resent && T::refused(&e) && body.can_replay() => {
+                // The server did not process the hop: send it once more, from
+                // its first byte. A stream that outgrew its buffer fails as
+                // it did.
+                drop(e);
+                let chain = lazy.force().map_err(T::redirect_failed)?;
+                #[cfg(feature = "tracing")]
+                tracing::debug!(url = %Shown(chain.url()), "hop refused unprocessed; sending it again");
+                request = hop_request(&transport, &chain, &body, deadline, version)
+                    .map_err(T::redirect_failed)?;
+                (lazy, resent) = (Lazy::Ready(chain), true);
+                continue;
             }
-            None => {
-                return Err(T::redirect_failed(match lazy.force() {
-                    Ok(chain) => chain.timeout_error(None),
-                    Err(error) => error,
-                }))
-            }
+            Some(Err(e)) => return Err(failed::<T>(lazy, Some(e), deadline)),
+            None => return Err(failed::<T>(lazy, None, deadline)),
         };
         if let Lazy::Ready(chain) = &lazy {
             followed_below(chain, &response).map_err(T::redirect_failed)?;
@@ -348,6 +357,28 @@ where
             }
         }
         lazy = Lazy::Ready(chain);
+        resent = false;
+    }
+}
+
+/// A send that failed (`Some`), or that the chain's deadline cut short
+/// (`None`), as the caller's error with the chain so far.
+fn failed<T: Transport>(
+    lazy: Lazy,
+    error: Option<T::SendError>,
+    deadline: Option<Instant>,
+) -> T::Error {
+    let chain = match lazy.force() {
+        Ok(chain) => chain,
+        Err(error) => return T::redirect_failed(error),
+    };
+    match error {
+        // The hop's own timeout, set to what was left, fired first.
+        Some(e) if deadline.is_some_and(|deadline| Instant::now() >= deadline) => {
+            T::send_timed_out(&chain, e)
+        }
+        Some(e) => T::send_failed(&chain, e),
+        None => T::redirect_failed(chain.timeout_error(None)),
     }
 }
 

@@ -120,6 +120,10 @@ impl Transport for Stack<'_, '_> {
         transport::sleep_until(deadline)
     }
 
+    fn refused(error: &reqwest_middleware::Error) -> bool {
+        crate::follow::refused::by_peer(error)
+    }
+
     fn send_failed(_chain: &Chain, error: reqwest_middleware::Error) -> reqwest_middleware::Error {
         error
     }

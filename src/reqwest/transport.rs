@@ -221,6 +221,10 @@ impl Transport for reqwest::Client {
         sleep_until(deadline)
     }
 
+    fn refused(error: &reqwest::Error) -> bool {
+        crate::follow::refused::by_peer(error)
+    }
+
     fn send_failed(chain: &Chain, error: reqwest::Error) -> Error {
         send_failed(chain, error)
     }

@@ -317,6 +317,10 @@ where
         std::future::pending()
     }
 
+    fn refused(error: &BoxError) -> bool {
+        crate::follow::refused::by_peer(&**error)
+    }
+
     fn send_failed(chain: &Chain, error: BoxError) -> Error {
         chain.request_error(error)
     }

@@ -93,6 +93,8 @@ impl Fault {
 #[derive(Default)]
 pub struct Stats {
     pub connections: AtomicU64,
+    /// Bytes forwarded from the server, over all connections.
+    pub response_bytes: AtomicU64,
     pub fired: Mutex<BTreeMap<&'static str, u64>>,
 }
 
@@ -118,6 +120,34 @@ impl Proxy {
         number: u64,
         faults: bool,
         stall_max_ms: u64,
+    ) -> Self {
+        Self::pick(upstream, move |n| {
+            let fault = if faults {
+                Fault::draw(&mut Rng::of(seed, 2 + number, n), stall_max_ms)
+            } else {
+                Fault::None
+            };
+            (fault, false)
+        })
+    }
+
+    /// A proxy whose connection `n` suffers `script[n]` exactly as written
+    /// (no fault past the script's end), for tests of one fault.
+    pub fn scripted(upstream: SocketAddr, script: Vec<Fault>) -> Self {
+        Self::pick(upstream, move |n| {
+            let fault = usize::try_from(n)
+                .ok()
+                .and_then(|n| script.get(n).copied())
+                .unwrap_or(Fault::None);
+            (fault, true)
+        })
+    }
+
+    /// `fault_of(n)`: connection `n`'s fault, and whether it applies as it is
+    /// (`true`) or as [`Fault::for_protocol`] adapts it.
+    fn pick(
+        upstream: SocketAddr,
+        fault_of: impl Fn(u64) -> (Fault, bool) + Send + 'static,
     ) -> Self {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
@@ -145,12 +175,8 @@ impl Proxy {
                             accepted = listener.accept() => {
                                 let Ok((client, _)) = accepted else { continue };
                                 let n = counted.connections.fetch_add(1, Ordering::Relaxed);
-                                let fault = if faults {
-                                    Fault::draw(&mut Rng::of(seed, 2 + number, n), stall_max_ms)
-                                } else {
-                                    Fault::None
-                                };
-                                tokio::spawn(connection(client, upstream, fault, Arc::clone(&counted)));
+                                let (fault, exact) = fault_of(n);
+                                tokio::spawn(connection(client, upstream, fault, exact, Arc::clone(&counted)));
                             }
                         }
                     }
@@ -187,7 +213,13 @@ impl Drop for Proxy {
 /// connection once what came before it is written.
 type Unit = Vec<u8>;
 
-async fn connection(client: TcpStream, upstream: SocketAddr, fault: Fault, stats: Arc<Stats>) {
+async fn connection(
+    client: TcpStream,
+    upstream: SocketAddr,
+    fault: Fault,
+    exact: bool,
+    stats: Arc<Stats>,
+) {
     let Ok(server) = TcpStream::connect(upstream).await else {
         return;
     };
@@ -209,10 +241,10 @@ async fn connection(client: TcpStream, upstream: SocketAddr, fault: Fault, stats
                 to_server,
                 to_client.clone(),
                 mode_tx,
-                fault,
+                (fault, exact),
                 &stats
             ),
-            downstream_side(server_read, to_client, mode_rx, fault, &stats),
+            downstream_side(server_read, to_client, mode_rx, (fault, exact), &stats),
             write(server_write, for_server, &abort),
             write(client_write, for_client, &abort),
         )
@@ -284,7 +316,7 @@ async fn upstream_side(
     to_server: mpsc::Sender<Unit>,
     to_client: mpsc::Sender<Unit>,
     mode: oneshot::Sender<bool>,
-    fault: Fault,
+    (fault, exact): (Fault, bool),
     stats: &Stats,
 ) {
     let mut first = [0u8; 24];
@@ -294,8 +326,11 @@ async fn upstream_side(
     }
     let h2 = &first == PREFACE;
     let _ = mode.send(h2);
-    let fault = fault.for_protocol(h2);
+    let fault = if exact { fault } else { fault.for_protocol(h2) };
     let mut sent = 0u64;
+    // The streams whose last frame (END_STREAM) went to the server: it may
+    // have processed them, so no fault may call them refused.
+    let mut ended = std::collections::HashSet::new();
     let mut path = None;
     let mut newest_stream = 0u32;
     let mut reset_stream = None;
@@ -356,6 +391,9 @@ async fn upstream_side(
         };
         let due = !fired && at.is_some_and(|k| sent + unit.len() as u64 > k);
         if !due {
+            if h2 && unit.len() >= 9 && matches!(unit[3], 0x0 | 0x1) && unit[4] & 0x1 != 0 {
+                ended.insert(stream_of(&unit));
+            }
             sent += unit.len() as u64;
             if to_server.send(unit).await.is_err() {
                 return;
@@ -411,7 +449,13 @@ async fn upstream_side(
             }
             Fault::GoAway(_) if newest_stream > 0 => {
                 stats.fired(fault);
-                let last = newest_stream.saturating_sub(2);
+                // Below the newest stream unless the server has all of it:
+                // then the GOAWAY is a graceful close that refuses nothing.
+                let last = if ended.contains(&newest_stream) {
+                    newest_stream
+                } else {
+                    newest_stream.saturating_sub(2)
+                };
                 let mut payload = last.to_be_bytes().to_vec();
                 payload.extend_from_slice(&0u32.to_be_bytes()); // NO_ERROR
                 let _ = to_client.send(frame(0x7, 0, &payload)).await;
@@ -427,9 +471,14 @@ async fn upstream_side(
                 stats.fired(fault);
                 fired = true;
                 reset_stream = Some(newest_stream);
-                close_at = Some(sent + (1 << 20));
+                if !exact {
+                    close_at = Some(sent + (1 << 20));
+                }
+                // REFUSED_STREAM only if the server cannot have processed it;
+                // INTERNAL_ERROR (a plain reset) otherwise.
+                let reason: u32 = if ended.contains(&newest_stream) { 2 } else { 7 };
                 let _ = to_client
-                    .send(frame(0x3, newest_stream, &7u32.to_be_bytes()))
+                    .send(frame(0x3, newest_stream, &reason.to_be_bytes()))
                     .await;
                 let _ = to_server
                     .send(frame(0x3, newest_stream, &8u32.to_be_bytes()))
@@ -456,13 +505,14 @@ async fn downstream_side(
     mut from: OwnedReadHalf,
     to_client: mpsc::Sender<Unit>,
     mode: oneshot::Receiver<bool>,
-    fault: Fault,
+    (fault, exact): (Fault, bool),
     stats: &Stats,
 ) {
     let Ok(h2) = mode.await else {
         return;
     };
-    let limit = match fault.for_protocol(h2) {
+    let fault = if exact { fault } else { fault.for_protocol(h2) };
+    let limit = match fault {
         Fault::CloseAfterResponse(k) => Some(k),
         _ => None,
     };
@@ -485,7 +535,7 @@ async fn downstream_side(
         };
         if let Some(k) = limit {
             if sent + unit.len() as u64 > k {
-                stats.fired(fault.for_protocol(h2));
+                stats.fired(fault);
                 let cut = if h2 {
                     0
                 } else {
@@ -499,7 +549,16 @@ async fn downstream_side(
             }
         }
         sent += unit.len() as u64;
+        stats
+            .response_bytes
+            .fetch_add(unit.len() as u64, Ordering::Relaxed);
         if to_client.send(unit).await.is_err() {
+            return;
+        }
+        if limit == Some(sent) {
+            // Exactly at the mark: close now, not when more comes.
+            stats.fired(fault);
+            let _ = to_client.send(Vec::new()).await;
             return;
         }
     }

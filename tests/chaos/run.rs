@@ -335,6 +335,15 @@ async fn check(
             _ => {}
         }
     }
+    // A hop the server had whole twice was processed twice: a re-send of a
+    // hop it had seen (only a refused, unprocessed hop may go again).
+    let mut whole = std::collections::BTreeMap::<usize, usize>::new();
+    for record in records.iter().filter(|r| r.end == Some(End::Complete)) {
+        *whole.entry(record.hop).or_default() += 1;
+    }
+    for (hop, times) in whole.into_iter().filter(|&(_, times)| times > 1) {
+        broken.push(format!("{case} hop {hop}: processed whole {times} times"));
+    }
     server.forget(id);
     (broken, records.len() as u64)
 }
