@@ -51,6 +51,7 @@ fn main() {
         eprintln!("   faults fired: {:?}", report.faults);
         if report.fd_delta != 0 {
             eprintln!("   descriptors left open: {:?}", report.fds_left);
+            eprintln!("   descriptors gone: {:?}", report.fds_gone);
         }
         for violation in report.violations.iter().take(10) {
             eprintln!("   VIOLATION {violation}");

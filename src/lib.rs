@@ -122,7 +122,8 @@
 //! | `tracing` | yes | a `redirect_policy.follow` span per request and a debug event per hop (status, from, to, methods, body action, names of stripped headers; URLs without query) |
 //! | `middleware` | no | `FollowRedirectsMiddleware` for reqwest-middleware 0.5 |
 //! | `blocking` | no | `blocking::Client`, for code that does not run async |
-//! | `http2` | no | reqwest's HTTP/2 (replays, early 3xx and the rules are tested over h2 too) |
+//! | `http2` | no | reqwest's HTTP/2 (replays, early 3xx and the rules are tested over h2 too); turns on `h2` |
+//! | `h2` | no | a hop that an HTTP/2 server refused unprocessed is sent again once (see [Faults](#faults-what-is-sent-again)); a tower stack on h2c turns it on by hand |
 //! | `tower` | no | `FollowRedirectLayer` and `FollowRedirect` for hyper-util and tower; `ReplayBody<B>` over any `http_body::Body` (no reqwest, not all of tower) |
 //! | `spill` | no | `Policy::spill_to_disk`: a streamed body's replay buffer spills to a private temporary file (unnamed, mode 0600, in `Policy::spill_dir` or the temp directory) past a threshold, so bodies larger than memory can follow a 307 |
 //! | `json`, `form`, `query`, `multipart` | no | `RequestBuilder::json`, `form`, `query`, `multipart` (reqwest's, forwarded; a multipart form is a stream, teed and replayed) |
@@ -131,6 +132,23 @@
 //! Opt-in behaviour that needs no feature: the redirect hook
 //! ([`Policy::hook`], for re-signing a request for its new host) and the
 //! memory of permanent redirects ([`Policy::permanent_redirects`]).
+//!
+//! # Faults: what is sent again
+//!
+//! A hop is sent again only when the server provably did not process it,
+//! and then once, from its first byte, out of the replay buffer (streams
+//! too, while the buffer holds them):
+//!
+//! - HTTP/2 `RST_STREAM(REFUSED_STREAM)`, or a `GOAWAY(NO_ERROR)` whose
+//!   last-stream-id is below the hop's stream (RFC 9113 §8.7): sent again
+//!   once (feature `h2`). reqwest alone retries these only for bodies in
+//!   memory.
+//! - HTTP/1.1, a pooled connection found closed before the hop was
+//!   written: hyper-util sends it on a fresh connection itself.
+//! - Anything else (a close or reset once the hop was written, a `GOAWAY`
+//!   with an error code, a stream past [`Policy::max_replay_body`]):
+//!   [`ErrorKind::Request`] with the [`History`] so far. The server may have
+//!   acted on the hop; retry idempotent requests yourself.
 //!
 //! # MSRV and versioning
 //!

@@ -28,6 +28,7 @@ fn short_chaos_soak_loses_nothing() {
             eprintln!("   faults fired: {:?}", report.faults);
             if report.fd_delta != 0 {
                 eprintln!("   descriptors left open: {:?}", report.fds_left);
+                eprintln!("   descriptors gone: {:?}", report.fds_gone);
             }
             for violation in report.violations.iter().take(5) {
                 eprintln!("   VIOLATION {violation}");

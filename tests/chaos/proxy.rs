@@ -59,7 +59,10 @@ impl Fault {
         // Request-side offsets reach into the body of most requests.
         let k = rng.below(384 << 10);
         match rng.below(100) {
-            0..=49 => Fault::None,
+            0..=29 => Fault::None,
+            // A close after some hundreds of answers: mid-answer, or right
+            // after one, under a pooled connection's next request.
+            30..=49 => Fault::CloseAfterResponse(rng.range(600, 48 << 10)),
             50..=57 => Fault::CloseAfterRequest(k),
             58..=64 => Fault::CloseAfterResponse(rng.below(600)),
             65..=71 => Fault::Reset(k),
@@ -364,7 +367,14 @@ async fn upstream_side(
                 newest_stream = newest_stream.max(stream);
             }
             if Some(stream) == reset_stream && matches!(unit[3], 0x0 | 0x1 | 0x9) {
-                continue; // the stream was reset: its frames go nowhere
+                // The stream was reset: its frames go nowhere. DATA still
+                // counts against the connection's window (RFC 9113 §6.9), so
+                // give the client that much back, as a server would.
+                let len = u32::from_be_bytes([0, unit[0], unit[1], unit[2]]);
+                if unit[3] == 0x0 && len > 0 {
+                    let _ = to_client.send(frame(0x8, 0, &len.to_be_bytes())).await;
+                }
+                continue;
             }
         }
         if !h2 {

@@ -79,6 +79,8 @@ pub struct Report {
     pub fd_delta: i64,
     /// What the descriptors left open are, when there are any.
     pub fds_left: Vec<String>,
+    /// Descriptors open before the run and closed after it.
+    pub fds_gone: Vec<String>,
     pub spill_left: usize,
     pub rss_growth_kib: i64,
     pub elapsed: Duration,
@@ -353,6 +355,11 @@ async fn check(
 #[allow(clippy::too_many_lines)]
 pub fn soak(config: &Config) -> Report {
     let started = Instant::now();
+    // Descriptors are counted before anything starts and after everything
+    // (servers and proxies included) has stopped: what is left is a leak,
+    // whoever holds it, and no server's own churn blurs the count.
+    let fds_before = open_fds();
+    let targets_before = fd_targets();
     let server = Server::start(config.seed);
     let proxies = [
         Proxy::start(
@@ -372,8 +379,6 @@ pub fn soak(config: &Config) -> Report {
     ];
     server.set_origins([proxies[0].base(), proxies[1].base()]);
     let spill = tempfile::tempdir().unwrap();
-    let fds_before = open_fds();
-    let targets_before = fd_targets();
     let rss_before = rss_kib();
     let report = Arc::new(Mutex::new(Report {
         label: format!("{:?} {:?}", config.transport, config.proto),
@@ -441,25 +446,10 @@ pub fn soak(config: &Config) -> Report {
         });
         runtime.shutdown_timeout(Duration::from_secs(5));
     }
-    // What is left behind: descriptors (give closing connections a moment),
-    // spill files, memory.
-    let settle = Instant::now() + Duration::from_secs(15);
-    let mut fd_delta = open_fds() - fds_before;
-    while fd_delta != 0 && Instant::now() < settle {
-        std::thread::sleep(Duration::from_millis(50));
-        fd_delta = open_fds() - fds_before;
-    }
+    // What is left behind: spill files, memory, then (once the servers and
+    // proxies have stopped, and closing connections have had a moment)
+    // descriptors.
     let mut report = Arc::try_unwrap(report).unwrap().into_inner().unwrap();
-    report.fd_delta = fd_delta;
-    if fd_delta != 0 {
-        let mut left = fd_targets();
-        for old in &targets_before {
-            if let Some(at) = left.iter().position(|t| t == old) {
-                left.remove(at);
-            }
-        }
-        report.fds_left = left;
-    }
     report.spill_left = std::fs::read_dir(spill.path()).map_or(0, Iterator::count);
     report.rss_growth_kib = rss_kib() - rss_before;
     for proxy in &proxies {
@@ -467,6 +457,31 @@ pub fn soak(config: &Config) -> Report {
         for (name, n) in proxy.stats.fired.lock().unwrap().iter() {
             *report.faults.entry(name).or_default() += n;
         }
+    }
+    drop(proxies);
+    drop(server);
+    drop(spill);
+    let settle = Instant::now() + Duration::from_secs(15);
+    let mut fd_delta = open_fds() - fds_before;
+    while fd_delta != 0 && Instant::now() < settle {
+        std::thread::sleep(Duration::from_millis(50));
+        fd_delta = open_fds() - fds_before;
+    }
+    report.fd_delta = fd_delta;
+    if fd_delta != 0 {
+        let now = fd_targets();
+        let mut left = now.clone();
+        for old in &targets_before {
+            if let Some(at) = left.iter().position(|t| t == old) {
+                left.remove(at);
+            }
+        }
+        report.fds_left = left;
+        report.fds_gone = targets_before
+            .iter()
+            .filter(|t| !now.contains(t))
+            .cloned()
+            .collect();
     }
     report.elapsed = started.elapsed();
     report
