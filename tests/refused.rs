@@ -123,6 +123,17 @@ fn addr(server: &Server) -> std::net::SocketAddr {
     std::net::SocketAddr::from(([127, 0, 0, 1], server.port()))
 }
 
+/// Wait (without blocking the runtime) until something arrived at `path`.
+async fn seen(server: &Server, path: &str) {
+    for _ in 0..500 {
+        if !server.seen_at(path).is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("nothing arrived at {path}");
+}
+
 /// Convenience: the layer on a service.
 trait LayerOn {
     fn layer_on(self, inner: Inner) -> FollowRedirect<Inner>;
@@ -219,7 +230,7 @@ async fn a_refused_stream_past_the_cap_is_not_sent_again() {
         let (kind, hops, _) = got.unwrap_err();
         assert_eq!((kind, hops), (ErrorKind::Request, 0), "{via:?}");
         // The server records the cut-off stream when it sees the reset.
-        support::wait_until(Duration::from_secs(5), || !server.seen_at("/a").is_empty());
+        seen(&server, "/a").await;
         tokio::time::sleep(Duration::from_millis(100)).await;
         let seen = server.seen_at("/a");
         assert_eq!(seen.len(), 1, "{via:?}: not sent again");
@@ -316,5 +327,107 @@ async fn an_idle_connection_closed_under_the_next_hop_loses_nothing() {
             }
         }
         eprintln!("{via:?}: {fresh} on a fresh connection, {failed} typed Request errors");
+    }
+}
+
+#[tokio::test]
+async fn a_goaway_refuses_only_the_streams_above_it() {
+    // Two requests share one h2c connection. The first (`/slow`, 16 KiB)
+    // is on the wire whole when the second opens its stream; the proxy then
+    // sends GOAWAY(NO_ERROR) with the first stream as the last it will
+    // process, and closes the connection when its 2 s of grace are over,
+    // before `/slow` is answered. The first was (or may have been) processed: it fails with
+    // `Request` and is not sent again. The second was refused: it is sent
+    // again on a new connection and arrives once.
+    for via in [Via::Client, Via::Tower] {
+        let server = Server::start();
+        server.route(
+            "/slow",
+            Reply::ok().action(Action::Delay(Duration::from_millis(2500))),
+        );
+        server.route("/a", Reply::redirect(307, "/b"));
+        let proxy = Proxy::scripted(addr(&server), vec![Fault::GoAwayAtStream(2)]);
+        let small = pattern(16 * 1024);
+        let data = pattern(LEN);
+        let (slow, second) = match via {
+            Via::Client => {
+                let client = Client::from_builder(
+                    reqwest::Client::builder().http2_prior_knowledge(),
+                    Policy::standard(),
+                )
+                .unwrap();
+                let first = {
+                    let client = client.clone();
+                    let (url, body) = (format!("{}/slow", proxy.base()), small.clone());
+                    tokio::spawn(async move {
+                        client
+                            .post(url)
+                            .body(slow_stream(body, 16 * 1024, Duration::ZERO))
+                            .send()
+                            .await
+                            .map(|r| r.status())
+                            .map_err(|e| (e.kind(), e.to_string()))
+                    })
+                };
+                seen(&server, "/slow").await;
+                let second = client
+                    .post(format!("{}/a", proxy.base()))
+                    .body(slow_stream(
+                        data.clone(),
+                        32 * 1024,
+                        Duration::from_millis(1),
+                    ))
+                    .send()
+                    .await
+                    .map(|r| r.status())
+                    .map_err(|e| (e.kind(), e.to_string()));
+                (first.await.unwrap(), second)
+            }
+            Via::Tower => {
+                let inner: Inner =
+                    hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+                        .http2_only(true)
+                        .build_http();
+                let service = FollowRedirectLayer::new(Policy::standard()).layer_on(inner);
+                let send = |service: FollowRedirect<Inner>, url: String, body: Upload| async move {
+                    let request = http::Request::builder()
+                        .method(Method::POST)
+                        .uri(url)
+                        .body(body)
+                        .unwrap();
+                    match service.oneshot(request).await {
+                        Ok(response) => {
+                            let status = response.status();
+                            let _ = response.into_body().collect().await;
+                            Ok(status)
+                        }
+                        Err(e) => Err((e.kind(), e.to_string())),
+                    }
+                };
+                let first = tokio::spawn(send(
+                    service.clone(),
+                    format!("{}/slow", proxy.base()),
+                    upload(small.clone()),
+                ));
+                seen(&server, "/slow").await;
+                let second =
+                    send(service, format!("{}/a", proxy.base()), upload(data.clone())).await;
+                (first.await.unwrap(), second)
+            }
+        };
+        let (kind, message) = slow.unwrap_err();
+        assert_eq!(kind, ErrorKind::Request, "{via:?}: {message}");
+        assert_eq!(second, Ok(StatusCode::OK), "{via:?}");
+        assert_eq!(proxy.stats.fired.lock().unwrap().get("h2 GOAWAY"), Some(&1));
+        let seen = server.seen_at("/slow");
+        assert_eq!(seen.len(), 1, "{via:?}: /slow was not sent again");
+        assert!(seen[0].full_body() == small);
+        arrived_once(&server, "/a", &data).await;
+        assert_eq!(
+            server.seen_at("/a").len(),
+            1,
+            "{via:?}: the refused stream never reached the server"
+        );
+        arrived_once(&server, "/b", &data).await;
     }
 }

@@ -16,6 +16,9 @@ use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::Rng;
 
+/// The request bytes after which a soak's h2c connection ends with a GOAWAY.
+const H2_LIFE: u64 = 4 << 20;
+
 const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// What a connection suffers.
@@ -36,6 +39,9 @@ pub enum Fault {
     /// h2c: after this many request bytes, a GOAWAY whose last-stream-id is
     /// below the newest stream (which the server then never sees finish).
     GoAway(u64),
+    /// h2c: the same GOAWAY, when the client opens its n-th stream (for
+    /// tests that need the fault between two given requests).
+    GoAwayAtStream(u32),
     /// h2c: after this many request bytes, the newest stream is reset
     /// (`REFUSED_STREAM` to the client, `CANCEL` to the server).
     ResetStream(u64),
@@ -50,7 +56,7 @@ impl Fault {
             Fault::Reset(_) => "reset",
             Fault::Stall(..) => "stall",
             Fault::Early307(_) => "raw early 307",
-            Fault::GoAway(_) => "h2 GOAWAY",
+            Fault::GoAway(_) | Fault::GoAwayAtStream(_) => "h2 GOAWAY",
             Fault::ResetStream(_) => "h2 RST_STREAM",
         }
     }
@@ -212,6 +218,15 @@ impl Drop for Proxy {
     }
 }
 
+/// With `CHAOS_TRACE` set, a line when a connection's request side ends.
+struct Logged(bool, Fault);
+
+impl Drop for Logged {
+    fn drop(&mut self) {
+        eprintln!("proxy: connection (h2: {}) with {:?} ends", self.0, self.1);
+    }
+}
+
 /// A unit written as it is; an empty one asks the writer to stop the
 /// connection once what came before it is written.
 type Unit = Vec<u8>;
@@ -329,7 +344,9 @@ async fn upstream_side(
     }
     let h2 = &first == PREFACE;
     let _ = mode.send(h2);
-    let fault = if exact { fault } else { fault.for_protocol(h2) };
+    let mut fault = if exact { fault } else { fault.for_protocol(h2) };
+    let trace = std::env::var_os("CHAOS_TRACE").is_some();
+    let _log = trace.then(|| Logged(h2, fault));
     let mut sent = 0u64;
     // The streams whose last frame (END_STREAM) went to the server: it may
     // have processed them, so no fault may call them refused.
@@ -342,13 +359,28 @@ async fn upstream_side(
     // connections are few and long, and each should see more than one fault.
     let mut close_at = None;
     let mut pending = Some(first.to_vec());
+    // After a GOAWAY: its last-stream-id, and when the connection closes.
+    let mut going_away: Option<(u32, tokio::time::Instant)> = None;
     loop {
         let unit = match pending.take() {
             Some(unit) => unit,
-            None if h2 => match read_frame(&mut from).await {
-                Some(frame) => frame,
-                None => return,
-            },
+            None if h2 => {
+                let read = match going_away {
+                    None => Some(read_frame(&mut from).await),
+                    Some((_, until)) => tokio::time::timeout_at(until, read_frame(&mut from))
+                        .await
+                        .ok(),
+                };
+                match read {
+                    Some(Some(frame)) => frame,
+                    Some(None) => return,
+                    None => {
+                        // The GOAWAY's grace is over.
+                        let _ = to_client.send(Vec::new()).await;
+                        return;
+                    }
+                }
+            }
             None => {
                 let mut buf = vec![0; 16 << 10];
                 match from.read(&mut buf).await {
@@ -366,7 +398,8 @@ async fn upstream_side(
             if unit[3] == 0x1 {
                 newest_stream = newest_stream.max(stream);
             }
-            if Some(stream) == reset_stream && matches!(unit[3], 0x0 | 0x1 | 0x9) {
+            let refused = going_away.is_some_and(|(last, _)| stream > last);
+            if (refused || Some(stream) == reset_stream) && matches!(unit[3], 0x0 | 0x1 | 0x9) {
                 // The stream was reset: its frames go nowhere. DATA still
                 // counts against the connection's window (RFC 9113 §6.9), so
                 // give the client that much back, as a server would.
@@ -385,6 +418,20 @@ async fn upstream_side(
                 path = Some(found);
             }
         }
+        // An h2 connection carries every request of its pool: past 4 MiB,
+        // it ends with a GOAWAY (as a server's limit on a connection's
+        // requests does), so that the soak sees many connections and faults.
+        if h2
+            && !exact
+            && close_at.is_none()
+            && going_away.is_none()
+            && newest_stream > 0
+            && sent > H2_LIFE
+            && !matches!(fault, Fault::GoAway(_) | Fault::GoAwayAtStream(_))
+        {
+            fault = Fault::GoAway(sent);
+            fired = false;
+        }
         if close_at.is_some_and(|at| sent > at) {
             stats.fired(Fault::CloseAfterRequest(sent));
             let _ = to_server.send(Vec::new()).await;
@@ -397,9 +444,13 @@ async fn upstream_side(
             | Fault::Early307(k)
             | Fault::GoAway(k)
             | Fault::ResetStream(k) => Some(k),
-            Fault::None | Fault::CloseAfterResponse(_) => None,
+            Fault::None | Fault::CloseAfterResponse(_) | Fault::GoAwayAtStream(_) => None,
         };
-        let due = !fired && at.is_some_and(|k| sent + unit.len() as u64 > k);
+        let opens_nth =
+            |n: u32| h2 && unit.len() >= 9 && unit[3] == 0x1 && stream_of(&unit) == 2 * n - 1;
+        let due = !fired
+            && (at.is_some_and(|k| sent + unit.len() as u64 > k)
+                || matches!(fault, Fault::GoAwayAtStream(n) if opens_nth(n)));
         if !due {
             if h2 && unit.len() >= 9 && matches!(unit[3], 0x0 | 0x1) && unit[4] & 0x1 != 0 {
                 ended.insert(stream_of(&unit));
@@ -457,7 +508,7 @@ async fn upstream_side(
                 let _ = to_client.send(Vec::new()).await;
                 return;
             }
-            Fault::GoAway(_) if newest_stream > 0 => {
+            Fault::GoAway(_) | Fault::GoAwayAtStream(_) if newest_stream > 0 => {
                 stats.fired(fault);
                 // Below the newest stream unless the server has all of it:
                 // then the GOAWAY is a graceful close that refuses nothing.
@@ -469,13 +520,31 @@ async fn upstream_side(
                 let mut payload = last.to_be_bytes().to_vec();
                 payload.extend_from_slice(&0u32.to_be_bytes()); // NO_ERROR
                 let _ = to_client.send(frame(0x7, 0, &payload)).await;
-                let _ = to_server
-                    .send(frame(0x3, newest_stream, &8u32.to_be_bytes()))
-                    .await;
-                // The streams at or below `last` may finish; then close.
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                let _ = to_client.send(Vec::new()).await;
-                return;
+                if last < newest_stream {
+                    let _ = to_server
+                        .send(frame(0x3, newest_stream, &8u32.to_be_bytes()))
+                        .await;
+                }
+                // The streams at or below `last` may finish for a while; the
+                // frames of any above it go nowhere; then the close.
+                fired = true;
+                going_away = Some((last, tokio::time::Instant::now() + Duration::from_secs(2)));
+                // The frame in hand goes on if its stream may finish.
+                let stream = stream_of(&unit);
+                if stream <= last || !matches!(unit[3], 0x0 | 0x1 | 0x9) {
+                    if unit[3] == 0x0 && unit[4] & 0x1 != 0 {
+                        ended.insert(stream);
+                    }
+                    sent += unit.len() as u64;
+                    if to_server.send(unit).await.is_err() {
+                        return;
+                    }
+                } else {
+                    let len = u32::from_be_bytes([0, unit[0], unit[1], unit[2]]);
+                    if unit[3] == 0x0 && len > 0 {
+                        let _ = to_client.send(frame(0x8, 0, &len.to_be_bytes())).await;
+                    }
+                }
             }
             Fault::ResetStream(_) if newest_stream > 0 => {
                 stats.fired(fault);
