@@ -57,6 +57,11 @@ fn main() {
             eprintln!("   VIOLATION {violation}");
         }
         broken += report.violations.len();
+        // The run's other invariants, as the short soak test states them.
+        if report.fd_delta != 0 || report.spill_left != 0 || report.rss_growth_kib > 256 * 1024 {
+            eprintln!("   LEFT BEHIND: descriptors, spill files or more than 256 MiB of RSS");
+            broken += 1;
+        }
     }
     if broken > 0 {
         std::process::exit(1);

@@ -139,10 +139,14 @@
 //! and then once, from its first byte, out of the replay buffer (streams
 //! too, while the buffer holds them):
 //!
-//! - HTTP/2 `RST_STREAM(REFUSED_STREAM)`, or a `GOAWAY(NO_ERROR)` whose
-//!   last-stream-id is below the hop's stream (RFC 9113 §8.7): sent again
-//!   once (feature `h2`). reqwest alone retries these only for bodies in
-//!   memory.
+//! - HTTP/2 `RST_STREAM(REFUSED_STREAM)` (RFC 9113 §8.7): sent again once
+//!   (feature `h2`), whatever the method. reqwest alone retries only bodies
+//!   in memory.
+//! - A `GOAWAY(NO_ERROR)` whose last-stream-id is below the hop's stream:
+//!   an idempotent hop is sent again once; a `POST` or `PATCH` fails, since
+//!   hyper reports the same error for some requests the server processed.
+//!   (reqwest's default retry re-sends any request in memory on it;
+//!   [`Client::new`] turns that retry off.)
 //! - HTTP/1.1, a pooled connection found closed before the hop was
 //!   written: hyper-util sends it on a fresh connection itself.
 //! - Anything else (a close or reset once the hop was written, a `GOAWAY`

@@ -59,9 +59,10 @@ fn upload(data: Vec<u8>) -> Upload {
     Upload::new(http_body_util::StreamBody::new(frames))
 }
 
-/// A streamed POST of `data` to `url`: `Ok((status, body))` or the error's
-/// kind and history length.
-async fn post(
+/// A streamed `method` request with `data` to `url`: `Ok((status, hops))`
+/// or the error's kind, history length and message.
+async fn send(
+    method: Method,
     via: Via,
     h2: bool,
     policy: Policy,
@@ -78,7 +79,7 @@ async fn post(
             };
             let client = Client::from_builder(builder, policy).unwrap();
             let sent = client
-                .post(url)
+                .request(method, url)
                 .body(slow_stream(data, 32 * 1024, Duration::from_millis(1)))
                 .send()
                 .await;
@@ -99,7 +100,7 @@ async fn post(
                 .build_http();
             let service: FollowRedirect<Inner> = FollowRedirectLayer::new(policy).layer_on(inner);
             let request = http::Request::builder()
-                .method(Method::POST)
+                .method(method)
                 .uri(url)
                 .body(upload(data))
                 .unwrap();
@@ -175,14 +176,15 @@ async fn arrived_once(server: &Server, path: &str, original: &[u8]) -> usize {
     seen.len()
 }
 
-async fn refused_then_whole(fault: Fault) {
+async fn refused_then_whole(method: Method, fault: Fault) {
     for via in [Via::Client, Via::Tower] {
         let server = Server::start();
         server.route("/a", Reply::redirect(307, "/b"));
         // The first connection suffers the fault; any later one none.
         let proxy = Proxy::scripted(addr(&server), vec![fault]);
         let data = pattern(LEN);
-        let got = post(
+        let got = send(
+            method.clone(),
             via,
             true,
             Policy::standard(),
@@ -204,12 +206,40 @@ async fn refused_then_whole(fault: Fault) {
 
 #[tokio::test]
 async fn a_refused_stream_is_sent_again_from_the_buffer() {
-    refused_then_whole(Fault::ResetStream(256 * 1024)).await;
+    // Exact: any method goes again.
+    refused_then_whole(Method::POST, Fault::ResetStream(256 * 1024)).await;
 }
 
 #[tokio::test]
-async fn a_goaway_below_the_stream_sends_it_again_on_a_new_connection() {
-    refused_then_whole(Fault::GoAway(256 * 1024)).await;
+async fn a_goaway_below_the_stream_sends_an_idempotent_hop_again_on_a_new_connection() {
+    refused_then_whole(Method::PUT, Fault::GoAway(256 * 1024)).await;
+}
+
+#[tokio::test]
+async fn a_goaway_never_sends_a_post_again() {
+    // hyper reports a connection's GOAWAY for some requests the server
+    // processed, with the same error as for a refused one: a POST fails.
+    for via in [Via::Client, Via::Tower] {
+        let server = Server::start();
+        server.route("/a", Reply::redirect(307, "/b"));
+        let proxy = Proxy::scripted(addr(&server), vec![Fault::GoAway(256 * 1024)]);
+        let got = send(
+            Method::POST,
+            via,
+            true,
+            Policy::standard(),
+            format!("{}/a", proxy.base()),
+            pattern(LEN),
+        )
+        .await;
+        let (kind, hops, message) = got.unwrap_err();
+        assert_eq!((kind, hops), (ErrorKind::Request, 0), "{via:?}: {message}");
+        seen(&server, "/a").await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let seen = server.seen_at("/a");
+        assert_eq!(seen.len(), 1, "{via:?}: not sent again");
+        assert!(whole(&seen).is_empty(), "{via:?}: nothing complete arrived");
+    }
 }
 
 #[tokio::test]
@@ -219,7 +249,8 @@ async fn a_refused_stream_past_the_cap_is_not_sent_again() {
         server.route("/a", Reply::redirect(307, "/b"));
         let proxy = Proxy::scripted(addr(&server), vec![Fault::ResetStream(512 * 1024)]);
         let policy = Policy::standard().max_replay_body(64 * 1024);
-        let got = post(
+        let got = send(
+            Method::POST,
             via,
             true,
             policy,
@@ -248,7 +279,8 @@ async fn a_hop_the_server_read_is_not_sent_again() {
         server.route("/a", Reply::redirect(307, "/b"));
         server.route("/b", Reply::ok().action(Action::Drop));
         let data = pattern(LEN);
-        let got = post(
+        let got = send(
+            Method::POST,
             via,
             false,
             Policy::standard(),
@@ -279,7 +311,8 @@ async fn an_idle_connection_closed_under_the_next_hop_loses_nothing() {
         let data = pattern(64 * 1024);
         // The size of the 307 as the server sends it, from one clean run.
         let probe = Proxy::scripted(addr(&server), vec![]);
-        let got = post(
+        let got = send(
+            Method::POST,
             via,
             false,
             Policy::none(),
@@ -297,7 +330,8 @@ async fn an_idle_connection_closed_under_the_next_hop_loses_nothing() {
         for round in 0..20 {
             server.clear();
             let proxy = Proxy::scripted(addr(&server), vec![Fault::CloseAfterResponse(answer_307)]);
-            let got = post(
+            let got = send(
+                Method::POST,
                 via,
                 false,
                 Policy::standard(),
@@ -337,8 +371,9 @@ async fn a_goaway_refuses_only_the_streams_above_it() {
     // sends GOAWAY(NO_ERROR) with the first stream as the last it will
     // process, and closes the connection when its 2 s of grace are over,
     // before `/slow` is answered. The first was (or may have been) processed: it fails with
-    // `Request` and is not sent again. The second was refused: it is sent
-    // again on a new connection and arrives once.
+    // `Request` and is not sent again. The second (a PUT: a GOAWAY re-sends
+    // only idempotent hops) was refused: it is sent again on a new
+    // connection and arrives once.
     for via in [Via::Client, Via::Tower] {
         let server = Server::start();
         server.route(
@@ -371,7 +406,7 @@ async fn a_goaway_refuses_only_the_streams_above_it() {
                 };
                 seen(&server, "/slow").await;
                 let second = client
-                    .post(format!("{}/a", proxy.base()))
+                    .put(format!("{}/a", proxy.base()))
                     .body(slow_stream(
                         data.clone(),
                         32 * 1024,
@@ -389,9 +424,9 @@ async fn a_goaway_refuses_only_the_streams_above_it() {
                         .http2_only(true)
                         .build_http();
                 let service = FollowRedirectLayer::new(Policy::standard()).layer_on(inner);
-                let send = |service: FollowRedirect<Inner>, url: String, body: Upload| async move {
+                let send = |service: FollowRedirect<Inner>, method, url: String, body: Upload| async move {
                     let request = http::Request::builder()
-                        .method(Method::POST)
+                        .method(method)
                         .uri(url)
                         .body(body)
                         .unwrap();
@@ -406,12 +441,18 @@ async fn a_goaway_refuses_only_the_streams_above_it() {
                 };
                 let first = tokio::spawn(send(
                     service.clone(),
+                    Method::POST,
                     format!("{}/slow", proxy.base()),
                     upload(small.clone()),
                 ));
                 seen(&server, "/slow").await;
-                let second =
-                    send(service, format!("{}/a", proxy.base()), upload(data.clone())).await;
+                let second = send(
+                    service,
+                    Method::PUT,
+                    format!("{}/a", proxy.base()),
+                    upload(data.clone()),
+                )
+                .await;
                 (first.await.unwrap(), second)
             }
         };

@@ -90,9 +90,9 @@ pub(crate) trait Transport: Send {
     /// called when the chain has one (the tower path never has).
     fn sleep_until(deadline: Instant) -> impl Future<Output = ()> + Send;
 
-    /// Whether a failed send is one the server provably did not process
-    /// (see [`refused`]): the loop then sends the hop once more.
-    fn refused(error: &Self::SendError) -> bool;
+    /// Whether a failed send is one the server said it did not process
+    /// (see [`refused`]): the loop may then send the hop once more.
+    fn refused(error: &Self::SendError) -> Option<refused::Refusal>;
 
     /// A failed send, with the chain so far.
     fn send_failed(chain: &Chain, error: Self::SendError) -> Self::Error;
@@ -176,7 +176,7 @@ impl Lazy {
         }
     }
 
-    #[cfg(feature = "tracing")]
+    /// The current hop's method.
     fn method(&self) -> &Method {
         match self {
             Lazy::Ready(chain) => chain.method_ref(),
@@ -276,7 +276,11 @@ where
         };
         let response = match sent {
             Some(Ok(response)) => response,
-            Some(Err(e)) if !resent && T::refused(&e) && body.can_replay() => {
+            Some(Err(e))
+                if !resent
+                    && T::refused(&e).is_some_and(|r| r.allows(lazy.method()))
+                    && body.can_replay() =>
+            {
                 // The server did not process the hop: send it once more, from
                 // its first byte. A stream that outgrew its buffer fails as
                 // it did.

@@ -49,7 +49,8 @@ impl fmt::Debug for Client {
 }
 
 impl Client {
-    /// A client with reqwest's default settings and `policy`.
+    /// A client with reqwest's default settings and `policy`, but for
+    /// reqwest's own retry, which is off as in [`crate::Client::new`].
     ///
     /// # Panics
     ///
@@ -58,7 +59,11 @@ impl Client {
     #[must_use]
     pub fn new(policy: Policy) -> Self {
         #[allow(clippy::expect_used)] // documented panic, same as reqwest::blocking::Client::new
-        Self::from_builder(reqwest::Client::builder(), policy).expect("could not build the client")
+        Self::from_builder(
+            reqwest::Client::builder().retry(reqwest::retry::never()),
+            policy,
+        )
+        .expect("could not build the client")
     }
 
     /// A client from a configured (async) `reqwest::ClientBuilder`.

@@ -170,17 +170,27 @@ impl Default for Client {
 }
 
 impl Client {
-    /// A client with reqwest's default settings and `policy`.
+    /// A client with reqwest's default settings and `policy`, but for its
+    /// retry.
     ///
     /// # Panics
     ///
     /// If the TLS backend cannot be set up, as `reqwest::Client::new` does.
     /// Use [`Client::from_builder`] to get that as an error instead.
+    ///
+    /// reqwest's own retry is off (`retry(reqwest::retry::never())`): its
+    /// default re-sends a request in memory on any HTTP/2 `GOAWAY(NO_ERROR)`,
+    /// whatever its method, and hyper reports that `GOAWAY` for some requests
+    /// the server has processed. This crate re-sends what the server refused
+    /// by its own rule instead (crate docs, "Faults: what is sent again").
     #[must_use]
     pub fn new(policy: Policy) -> Self {
         #[allow(clippy::expect_used)] // documented panic, same as reqwest::Client::new
-        Self::from_builder(reqwest::Client::builder(), policy)
-            .expect("could not build the reqwest client")
+        Self::from_builder(
+            reqwest::Client::builder().retry(reqwest::retry::never()),
+            policy,
+        )
+        .expect("could not build the reqwest client")
     }
 
     /// A client from a configured `reqwest::ClientBuilder`. Its own redirect
@@ -193,6 +203,12 @@ impl Client {
     /// A client-wide `ClientBuilder::timeout` applies to each hop, as reqwest
     /// applies it to each request; a timeout set on the request
     /// ([`RequestBuilder::timeout`]) covers the whole chain.
+    ///
+    /// The builder's retry policy stays as it is. reqwest's default re-sends
+    /// a request whose body is in memory on any HTTP/2 `GOAWAY(NO_ERROR)`,
+    /// a `POST` included, and hyper reports that `GOAWAY` for some requests
+    /// the server processed: set `retry(reqwest::retry::never())` to leave
+    /// re-sends to this crate's rule, as [`Client::new`] does.
     pub fn from_builder(builder: reqwest::ClientBuilder, policy: Policy) -> Result<Self, Error> {
         let inner = builder
             .redirect(reqwest::redirect::Policy::none())

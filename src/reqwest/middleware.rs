@@ -120,7 +120,7 @@ impl Transport for Stack<'_, '_> {
         transport::sleep_until(deadline)
     }
 
-    fn refused(error: &reqwest_middleware::Error) -> bool {
+    fn refused(error: &reqwest_middleware::Error) -> Option<crate::follow::refused::Refusal> {
         crate::follow::refused::by_peer(error)
     }
 

@@ -221,7 +221,7 @@ impl Transport for reqwest::Client {
         sleep_until(deadline)
     }
 
-    fn refused(error: &reqwest::Error) -> bool {
+    fn refused(error: &reqwest::Error) -> Option<crate::follow::refused::Refusal> {
         crate::follow::refused::by_peer(error)
     }
 

@@ -317,7 +317,7 @@ where
         std::future::pending()
     }
 
-    fn refused(error: &BoxError) -> bool {
+    fn refused(error: &BoxError) -> Option<crate::follow::refused::Refusal> {
         crate::follow::refused::by_peer(&**error)
     }
 

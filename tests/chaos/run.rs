@@ -200,7 +200,10 @@ impl Clients {
         let h2 = config.proto == Proto::H2c;
         match config.transport {
             Transport::Client => {
-                let mut builder = reqwest::Client::builder().no_proxy();
+                // As `Client::new` builds it: reqwest's own retry off.
+                let mut builder = reqwest::Client::builder()
+                    .no_proxy()
+                    .retry(reqwest::retry::never());
                 if h2 {
                     builder = builder.http2_prior_knowledge();
                 }
@@ -338,9 +341,14 @@ async fn check(
         }
     }
     // A hop the server had whole twice was processed twice: a re-send of a
-    // hop it had seen (only a refused, unprocessed hop may go again).
+    // hop it had seen. Only a refused hop may go again, and for a GOAWAY
+    // (which hyper may report for a processed request) only an idempotent
+    // one, which HTTP lets a client repeat: a POST or PATCH never.
     let mut whole = std::collections::BTreeMap::<usize, usize>::new();
-    for record in records.iter().filter(|r| r.end == Some(End::Complete)) {
+    for record in records
+        .iter()
+        .filter(|r| r.end == Some(End::Complete) && !r.method.is_idempotent())
+    {
         *whole.entry(record.hop).or_default() += 1;
     }
     for (hop, times) in whole.into_iter().filter(|&(_, times)| times > 1) {
