@@ -84,13 +84,16 @@ pub struct Report {
     pub spill_left: usize,
     pub rss_growth_kib: i64,
     pub elapsed: Duration,
+    /// Idempotent hops the server had whole twice (a GOAWAY re-send that
+    /// hyper misreported; HTTP lets a client repeat these).
+    pub idempotent_repeats: u64,
 }
 
 impl Report {
     pub fn header() -> &'static str {
-        "| transport | seed | requests | ok | typed errors | violations | hops checked | \
-         connections (faulted) | fd delta | spill files left | RSS growth | time |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|"
+        "| transport | seed | requests | ok | typed errors | violations | idempotent repeats | \
+         hops checked | connections (faulted) | fd delta | spill files left | RSS growth | time |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|"
     }
 }
 
@@ -109,7 +112,7 @@ impl fmt::Display for Report {
             .sum();
         write!(
             f,
-            "| {} | {} | {} | {} | {} | {} | {} | {} ({faulted}) | {} | {} | {} KiB | {:.1} s |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} ({faulted}) | {} | {} | {} KiB | {:.1} s |",
             self.label,
             self.seed,
             self.requests,
@@ -120,6 +123,7 @@ impl fmt::Display for Report {
                 errors.join(", ")
             },
             self.violations.len(),
+            self.idempotent_repeats,
             self.hops_checked,
             self.connections,
             self.fd_delta,
@@ -284,7 +288,7 @@ async fn check(
     plan: &Plan,
     outcome: &Outcome,
     took: Duration,
-) -> (Vec<String>, u64) {
+) -> (Vec<String>, u64, u64) {
     let mut broken = Vec::new();
     let case = format!("seed {} request {id} {plan:?}", config.seed);
     if took > config.timeout + config.slack {
@@ -344,18 +348,21 @@ async fn check(
     // hop it had seen. Only a refused hop may go again, and for a GOAWAY
     // (which hyper may report for a processed request) only an idempotent
     // one, which HTTP lets a client repeat: a POST or PATCH never.
-    let mut whole = std::collections::BTreeMap::<usize, usize>::new();
-    for record in records
-        .iter()
-        .filter(|r| r.end == Some(End::Complete) && !r.method.is_idempotent())
-    {
-        *whole.entry(record.hop).or_default() += 1;
+    let mut whole = std::collections::BTreeMap::<usize, (usize, bool)>::new();
+    for record in records.iter().filter(|r| r.end == Some(End::Complete)) {
+        let entry = whole.entry(record.hop).or_default();
+        *entry = (entry.0 + 1, record.method.is_idempotent());
     }
-    for (hop, times) in whole.into_iter().filter(|&(_, times)| times > 1) {
-        broken.push(format!("{case} hop {hop}: processed whole {times} times"));
+    let mut repeats = 0;
+    for (hop, (times, idempotent)) in whole.into_iter().filter(|&(_, (times, _))| times > 1) {
+        if idempotent {
+            repeats += 1;
+        } else {
+            broken.push(format!("{case} hop {hop}: processed whole {times} times"));
+        }
     }
     server.forget(id);
-    (broken, records.len() as u64)
+    (broken, records.len() as u64, repeats)
 }
 
 /// Run the soak; the report says what happened.
@@ -434,10 +441,11 @@ pub fn soak(config: &Config) -> Report {
                             Err(_) => Outcome::Err("PANIC".into()),
                         };
                         let took = begun.elapsed();
-                        let (broken, hops) =
+                        let (broken, hops, repeats) =
                             check(&config, server, id, &plan, &outcome, took).await;
                         let mut report = report.lock().unwrap();
                         report.hops_checked += hops;
+                        report.idempotent_repeats += repeats;
                         match outcome {
                             Outcome::Ok(..) => report.successes += 1,
                             Outcome::Err(kind) if kind == "PANIC" => {
