@@ -27,6 +27,7 @@
 
 /// What an HTTP/2 server said of a request it did not process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(feature = "h2"), allow(dead_code))] // only an h2 error names one
 pub(crate) enum Refusal {
     /// `RST_STREAM(REFUSED_STREAM)`: exact.
     Stream,
