@@ -27,7 +27,9 @@ use http::{Method, StatusCode};
 use reqwest::IntoUrl;
 
 use crate::engine::error::Detail;
-use crate::{BoxError, Error, History, Policy};
+#[cfg(feature = "json")]
+use crate::BoxError;
+use crate::{Error, History, Policy};
 
 mod body;
 pub use body::Body;
