@@ -243,7 +243,7 @@ async fn tower_chain_is_bounded_by_an_outer_timeout() {
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<redirect_policy::ReplayBody<support::Upload>>();
     let service = redirect_policy::FollowRedirect::new(client, Policy::standard());
-    for case in ["hop", "3xx body"] {
+    for case in ["hop", "3xx body", "final body"] {
         let url = stalled(&server, case);
         let request = http::Request::get(url)
             .body(support::Upload::new(
@@ -251,7 +251,15 @@ async fn tower_chain_is_bounded_by_an_outer_timeout() {
             ))
             .unwrap();
         let started = Instant::now();
-        let outcome = tokio::time::timeout(DEADLINE, service.clone().oneshot(request)).await;
+        // The final body is read after the layer has answered: the same
+        // outer timeout covers the read too.
+        let exchange = async {
+            let response = service.clone().oneshot(request).await.ok()?;
+            http_body_util::BodyExt::collect(response.into_body())
+                .await
+                .ok()
+        };
+        let outcome = tokio::time::timeout(DEADLINE, exchange).await;
         let took = started.elapsed();
         assert!(outcome.is_err(), "tower {case}: the outer timeout fired");
         assert!(took < SLACK, "tower {case}: {took:?}");

@@ -77,7 +77,10 @@ impl<S> tower_layer::Layer<S> for FollowRedirectLayer {
 /// - There is no timer here, so that the layer is tied to no runtime: bound
 ///   a whole chain with a timeout layer *outside* this one (for example
 ///   `tower::timeout::TimeoutLayer`, or `tokio::time::timeout` around the
-///   call). A timeout layer inside bounds each hop.
+///   call). A timeout layer inside bounds each hop. The final response's
+///   body is read after the layer has answered: to bound it too, put the
+///   read inside the same `tokio::time::timeout` (a `TimeoutLayer` ends
+///   with the response head).
 #[derive(Clone)]
 pub struct FollowRedirect<S> {
     inner: S,
