@@ -189,7 +189,7 @@ where
                     extensions,
                     _body: std::marker::PhantomData,
                 };
-                Box::pin(follow(transport, start))
+                follow(transport, start)
             }
             Err(e) => Box::pin(std::future::ready(Err(e))),
         };
@@ -275,17 +275,30 @@ where
         request: Self::Request,
     ) -> impl Future<Output = Result<Self::Response, BoxError>> + Send + '_ {
         // The first hop takes the ready service; later hops a clone of it,
-        // made ready here (tower's `oneshot`).
-        let first = std::mem::replace(&mut self.first, false);
+        // made ready here (tower's `oneshot`). Either way the future the
+        // loop holds is small: the call is made now where it can be, and
+        // otherwise boxed with its clone of the service, so that neither the
+        // service nor the request sits in the chain's state.
+        let sending = if std::mem::replace(&mut self.first, false) {
+            Sending::Call(self.service.call(request))
+        } else {
+            // A clone that is ready at once (a hyper-util client always is)
+            // is called now; one that is not is boxed and made ready when
+            // polled. Asking without a waker is safe: a `Pending` here is
+            // asked again, with the task's waker, before anything waits.
+            let mut service = self.service.clone();
+            let mut cx = Context::from_waker(std::task::Waker::noop());
+            match service.poll_ready(&mut cx) {
+                Poll::Ready(Ok(())) => Sending::Call(service.call(request)),
+                Poll::Ready(Err(e)) => Sending::Failed(e.into()),
+                Poll::Pending => Sending::Later(Box::pin(later_hop(service, request))),
+            }
+        };
         async move {
-            if first {
-                self.service.call(request).await.map_err(Into::into)
-            } else {
-                let mut service = self.service.clone();
-                std::future::poll_fn(|cx| service.poll_ready(cx))
-                    .await
-                    .map_err(Into::into)?;
-                service.call(request).await.map_err(Into::into)
+            match sending {
+                Sending::Call(call) => call.await.map_err(Into::into),
+                Sending::Later(hop) => hop.await,
+                Sending::Failed(e) => Err(e),
             }
         }
     }
@@ -335,6 +348,28 @@ where
     fn redirect_failed(error: Error) -> Error {
         error
     }
+}
+
+/// How a hop goes to the service: see `Tower::send`.
+enum Sending<F, L> {
+    /// The service was ready and called.
+    Call(F),
+    /// A clone that was not ready yet, with its request.
+    Later(Pin<Box<L>>),
+    /// A clone that failed to get ready.
+    Failed(BoxError),
+}
+
+/// A later hop: a clone of the service, made ready, then called.
+async fn later_hop<S, Req>(mut service: S, request: Req) -> Result<S::Response, BoxError>
+where
+    S: Service<Req>,
+    S::Error: Into<BoxError>,
+{
+    std::future::poll_fn(|cx| service.poll_ready(cx))
+        .await
+        .map_err(Into::into)?;
+    service.call(request).await.map_err(Into::into)
 }
 
 /// Read a small 3xx body of known length so that its connection goes back
