@@ -365,9 +365,15 @@ async fn upstream_side(
         let unit = match pending.take() {
             Some(unit) => unit,
             None if h2 => {
-                let read = match going_away {
+                // After a fault has fired, a connection that goes quiet for
+                // 2 s is closed: a harness must not leave streams open for
+                // ever (a real server times them out too).
+                let until = going_away.map(|(_, until)| until).or_else(|| {
+                    close_at.map(|_| tokio::time::Instant::now() + Duration::from_secs(2))
+                });
+                let read = match until {
                     None => Some(read_frame(&mut from).await),
-                    Some((_, until)) => tokio::time::timeout_at(until, read_frame(&mut from))
+                    Some(until) => tokio::time::timeout_at(until, read_frame(&mut from))
                         .await
                         .ok(),
                 };
@@ -375,7 +381,7 @@ async fn upstream_side(
                     Some(Some(frame)) => frame,
                     Some(None) => return,
                     None => {
-                        // The GOAWAY's grace is over.
+                        // The GOAWAY's grace is over, or the connection went quiet.
                         let _ = to_client.send(Vec::new()).await;
                         return;
                     }
@@ -566,6 +572,12 @@ async fn upstream_side(
                     sent += unit.len() as u64;
                     if to_server.send(unit).await.is_err() {
                         return;
+                    }
+                } else {
+                    // Dropped DATA: its share of the connection window back.
+                    let len = u32::from_be_bytes([0, unit[0], unit[1], unit[2]]);
+                    if unit[3] == 0x0 && len > 0 {
+                        let _ = to_client.send(frame(0x8, 0, &len.to_be_bytes())).await;
                     }
                 }
             }
