@@ -411,6 +411,29 @@ async fn inner_error_mid_chain_is_request_with_the_history_so_far() {
 }
 
 #[tokio::test]
+async fn inner_error_on_the_first_hop_is_request_with_its_url() {
+    // The layer polls the first call itself and hands a failure to the
+    // loop: the same typed error as on a later hop, with an empty history.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let err = call(
+        &service(Policy::standard()),
+        request(
+            Method::POST,
+            format!("http://127.0.0.1:{port}/first"),
+            full("x"),
+        ),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Request);
+    assert!(err.history().is_empty());
+    assert_eq!(err.url().unwrap().path(), "/first");
+    assert!(std::error::Error::source(&err).is_some());
+}
+
+#[tokio::test]
 async fn relative_request_uri_is_a_clear_builder_error() {
     let err = call(
         &service(Policy::standard()),

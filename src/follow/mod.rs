@@ -229,55 +229,118 @@ where
     T: Transport + 'a,
     <T::Body as http_body::Body>::Error: Into<BoxError>,
 {
+    let Start {
+        request,
+        body,
+        chain,
+        version,
+        deadline,
+    } = start;
     #[cfg(feature = "tracing")]
     {
         use tracing::Instrument as _;
-        let span = match &start.chain {
-            Lazy::Ready(chain) => tracing::debug_span!(
-                "redirect_policy.follow",
-                method = %start.chain.method(),
-                url = %Shown(chain.url()),
-            ),
-            Lazy::Later(parts) => tracing::debug_span!(
-                "redirect_policy.follow",
-                method = %start.chain.method(),
-                url = %ShownUri(&parts.uri),
-            ),
-        };
-        Box::pin(run(transport, start).instrument(span))
+        let span = span(&chain);
+        Box::pin(
+            run(
+                transport,
+                Entry::Send(request),
+                body,
+                chain,
+                version,
+                deadline,
+            )
+            .instrument(span),
+        )
     }
     #[cfg(not(feature = "tracing"))]
     {
-        Box::pin(run(transport, start))
+        Box::pin(run(
+            transport,
+            Entry::Send(request),
+            body,
+            chain,
+            version,
+            deadline,
+        ))
     }
+}
+
+/// The chain's span: method and URL (scheme, host, port, path).
+#[cfg(feature = "tracing")]
+pub(crate) fn span(chain: &Lazy) -> tracing::Span {
+    match chain {
+        Lazy::Ready(ready) => tracing::debug_span!(
+            "redirect_policy.follow",
+            method = %chain.method(),
+            url = %Shown(ready.url()),
+        ),
+        Lazy::Later(parts) => tracing::debug_span!(
+            "redirect_policy.follow",
+            method = %chain.method(),
+            url = %ShownUri(&parts.uri),
+        ),
+    }
+}
+
+/// Go on with a chain whose first hop a transport sent itself and got
+/// `first` for (a redirect, or a failure): the tower layer's future polls its
+/// first call inline and boxes the loop only when it is needed. Not
+/// instrumented: the caller's future holds the chain's span.
+#[cfg(feature = "tower")]
+pub(crate) fn resume<'a, T>(
+    transport: T,
+    first: Result<T::Response, T::SendError>,
+    body: Replay<T::Body>,
+    chain: Lazy,
+    version: Version,
+) -> Following<'a, T>
+where
+    T: Transport + 'a,
+    <T::Body as http_body::Body>::Error: Into<BoxError>,
+{
+    Box::pin(run(
+        transport,
+        Entry::Got(first),
+        body,
+        chain,
+        version,
+        None,
+    ))
+}
+
+/// What the loop starts from: a request to send, or the first hop's result.
+enum Entry<T: Transport> {
+    Send(T::Request),
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))] // only the tower layer resumes
+    Got(Result<T::Response, T::SendError>),
 }
 
 /// The loop. Not an `async fn`: an async fn keeps its arguments for its
 /// whole life *and* moves them into locals, so the transport and the start
 /// would be in the chain's state twice (measured: 696 of its 2 336 bytes on
 /// the tower path). Taken apart here, each is captured once.
+#[allow(clippy::manual_async_fn)] // an async fn would keep its arguments twice (above)
 fn run<T>(
     mut transport: T,
-    start: Start<T>,
+    mut next: Entry<T>,
+    body: Replay<T::Body>,
+    mut lazy: Lazy,
+    version: Version,
+    deadline: Option<Instant>,
 ) -> impl Future<Output = Result<T::Response, T::Error>> + Send
 where
     T: Transport,
     <T::Body as http_body::Body>::Error: Into<BoxError>,
 {
-    let Start {
-        mut request,
-        body,
-        chain: mut lazy,
-        version,
-        deadline,
-    } = start;
     async move {
         // The first hop sends the caller's own request, with its extensions,
         // unless a remembered permanent redirect already moved it.
-        if let Lazy::Ready(chain) = &lazy {
+        if let (Lazy::Ready(chain), Entry::Send(_)) = (&lazy, &next) {
             if !chain.history().is_empty() {
-                request = hop_request(&transport, chain, &body, deadline, version)
-                    .map_err(T::redirect_failed)?;
+                next = Entry::Send(
+                    hop_request(&transport, chain, &body, deadline, version)
+                        .map_err(T::redirect_failed)?,
+                );
             }
         }
         // Whether the current hop was sent again after a refusal (once a hop).
@@ -290,9 +353,12 @@ where
             // (In a block of its own, so that the send's result is not kept
             // beside the response in the chain's state.)
             let response = {
-                let sent = match deadline {
-                    None => Some(transport.send(request).await),
-                    Some(deadline) => within::<T, _>(transport.send(request), deadline).await,
+                let sent = match (next, deadline) {
+                    (Entry::Got(first), _) => Some(first),
+                    (Entry::Send(request), None) => Some(transport.send(request).await),
+                    (Entry::Send(request), Some(deadline)) => {
+                        within::<T, _>(transport.send(request), deadline).await
+                    }
                 };
                 match sent {
                     Some(Ok(response)) => response,
@@ -304,8 +370,8 @@ where
                         // Not processed: send it once more, from its first byte
                         // (a stream that outgrew its buffer fails as it did).
                         drop(e);
-                        (request, lazy) = again(&transport, lazy, &body, deadline, version)?;
-                        resent = true;
+                        let (request, chain) = again(&transport, lazy, &body, deadline, version)?;
+                        (next, lazy, resent) = (Entry::Send(request), chain, true);
                         continue;
                     }
                     Some(Err(e)) => return Err(failed::<T>(lazy, Some(e), deadline)),
@@ -371,8 +437,10 @@ where
             trace_hop(&chain);
             // The old hop is abandoned: its reader fails now (the transport
             // resets or closes it), whether or not the body is sent again.
-            request = hop_request(&transport, &chain, &body, deadline, version)
-                .map_err(T::redirect_failed)?;
+            next = Entry::Send(
+                hop_request(&transport, &chain, &body, deadline, version)
+                    .map_err(T::redirect_failed)?,
+            );
             match deadline {
                 None => T::drain(response).await,
                 Some(deadline) => {

@@ -132,25 +132,147 @@ impl<S> FollowRedirect<S> {
     }
 }
 
-/// The future of [`FollowRedirect`]: the whole chain, boxed once.
-#[must_use = "futures do nothing unless polled"]
-pub struct FollowRedirectFuture<ResBody> {
-    inner: Pin<Box<dyn Future<Output = Result<Response<ResBody>, Error>> + Send>>,
+pin_project_lite::pin_project! {
+    /// The future of [`FollowRedirect`]. The first hop's call is polled in
+    /// place; only a redirect (or a failed first send) moves the chain into
+    /// the shared loop, boxed once, so that a request that is not
+    /// redirected allocates nothing here.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct FollowRedirectFuture<S, B, ResBody>
+    where
+        S: Service<Request<ReplayBody<B>>>,
+    {
+        #[pin]
+        state: State<S, B, ResBody>,
+        span: ChainSpan,
+    }
 }
 
-impl<ResBody> fmt::Debug for FollowRedirectFuture<ResBody> {
+/// The chain's span, entered while the future is polled (nothing without
+/// the `tracing` feature).
+#[cfg(feature = "tracing")]
+type ChainSpan = tracing::Span;
+#[cfg(not(feature = "tracing"))]
+type ChainSpan = ();
+
+#[cfg(feature = "tracing")]
+fn chain_span(chain: &Lazy) -> ChainSpan {
+    crate::follow::span(chain)
+}
+
+#[cfg(not(feature = "tracing"))]
+fn chain_span(_chain: &Lazy) -> ChainSpan {}
+
+#[cfg(feature = "tracing")]
+fn no_span() -> ChainSpan {
+    tracing::Span::none()
+}
+
+#[cfg(not(feature = "tracing"))]
+fn no_span() -> ChainSpan {}
+
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    enum State<S, B, ResBody>
+    where
+        S: Service<Request<ReplayBody<B>>>,
+    {
+        /// The first hop, sent by the future itself.
+        First {
+            #[pin]
+            call: S::Future,
+            rest: Option<Rest<S, B, ResBody>>,
+        },
+        /// The shared loop, from the first 3xx (or failure) on.
+        Chain {
+            chain: Pin<Box<dyn Future<Output = Result<Response<ResBody>, Error>> + Send>>,
+        },
+        /// A request that could not start (its error), or a finished one.
+        Failed {
+            error: Option<Error>,
+        },
+    }
+}
+
+/// What the loop needs if the first hop is redirected.
+struct Rest<S, B, ResBody> {
+    transport: Tower<S, B, ResBody>,
+    body: Replay<B>,
+    chain: Lazy,
+    version: http::Version,
+}
+
+impl<S, B, ResBody> fmt::Debug for FollowRedirectFuture<S, B, ResBody>
+where
+    S: Service<Request<ReplayBody<B>>>,
+{
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FollowRedirectFuture")
             .finish_non_exhaustive()
     }
 }
 
-impl<ResBody> Future for FollowRedirectFuture<ResBody> {
+impl<S, B, ResBody> Future for FollowRedirectFuture<S, B, ResBody>
+where
+    S: Service<Request<ReplayBody<B>>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: Into<BoxError>,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+    ResBody: Body + Send + 'static,
+{
     type Output = Result<Response<ResBody>, Error>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        #[cfg(feature = "tracing")]
+        let _entered = this.span.enter();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::First { call, rest } => {
+                    let first = match call.poll(cx) {
+                        Poll::Ready(first) => first.map_err(Into::into),
+                        Poll::Pending => return Poll::Pending,
+                    };
+                    let Some(rest) = rest.take() else {
+                        return Poll::Ready(Err(polled_after_completion()));
+                    };
+                    match first {
+                        // Not redirected: the answer as the loop gives it,
+                        // with an empty history; the body goes on as it is.
+                        Ok(response) if !response.status().is_redirection() => {
+                            return Poll::Ready(Ok(Tower::<S, B, ResBody>::finish(
+                                response,
+                                History::default(),
+                                None,
+                            )));
+                        }
+                        first => {
+                            let chain = crate::follow::resume(
+                                rest.transport,
+                                first,
+                                rest.body,
+                                rest.chain,
+                                rest.version,
+                            );
+                            this.state.set(State::Chain { chain });
+                        }
+                    }
+                }
+                StateProj::Chain { chain } => return chain.as_mut().poll(cx),
+                StateProj::Failed { error } => {
+                    return Poll::Ready(Err(error.take().unwrap_or_else(polled_after_completion)));
+                }
+            }
+        }
     }
+}
+
+/// The error of a future polled again after it gave its answer.
+fn polled_after_completion() -> Error {
+    Error::new(Detail::InvalidRequest(
+        "FollowRedirectFuture polled after it completed".into(),
+    ))
 }
 
 impl<S, B, ResBody> Service<Request<B>> for FollowRedirect<S>
@@ -164,7 +286,7 @@ where
 {
     type Response = Response<ResBody>;
     type Error = Error;
-    type Future = FollowRedirectFuture<ResBody>;
+    type Future = FollowRedirectFuture<S, B, ResBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         self.inner
@@ -181,19 +303,56 @@ where
             .get::<Policy>()
             .cloned()
             .unwrap_or_else(|| self.policy.clone());
-        let inner: Pin<Box<dyn Future<Output = _> + Send>> = match start(policy, request) {
-            Ok((start, extensions)) => {
-                let transport = Tower {
-                    service: ready,
-                    first: true,
-                    extensions,
-                    _body: std::marker::PhantomData,
-                };
-                follow(transport, start)
+        let (start, extensions) = match start(policy, request) {
+            Ok(started) => started,
+            Err(error) => {
+                return FollowRedirectFuture {
+                    state: State::Failed { error: Some(error) },
+                    span: no_span(),
+                }
             }
-            Err(e) => Box::pin(std::future::ready(Err(e))),
         };
-        FollowRedirectFuture { inner }
+        let span = chain_span(&start.chain);
+        let remembered = matches!(&start.chain, Lazy::Ready(chain) if !chain.history().is_empty());
+        let mut transport = Tower {
+            service: ready,
+            first: true,
+            extensions,
+            _body: std::marker::PhantomData,
+        };
+        if remembered {
+            // A remembered permanent redirect moves the first hop: the loop
+            // sends it (its span is entered by this future's poll).
+            return FollowRedirectFuture {
+                state: State::Chain {
+                    chain: follow(transport, start),
+                },
+                span,
+            };
+        }
+        let Start {
+            request,
+            body,
+            chain,
+            version,
+            deadline: _,
+        } = start;
+        // The first hop goes to the service made ready; later hops to clones
+        // of it (`first` is spent here).
+        transport.first = false;
+        let call = transport.service.call(request);
+        FollowRedirectFuture {
+            state: State::First {
+                call,
+                rest: Some(Rest {
+                    transport,
+                    body,
+                    chain,
+                    version,
+                }),
+            },
+            span,
+        }
     }
 }
 
