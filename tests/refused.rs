@@ -17,7 +17,6 @@ mod support;
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use chaos::proxy::{Fault, Proxy};
 use http::{Method, StatusCode};
 use http_body_util::BodyExt as _;
@@ -26,7 +25,7 @@ use hyper_util::rt::TokioExecutor;
 use redirect_policy::{
     Client, ErrorKind, FollowRedirect, FollowRedirectLayer, History, Policy, ReplayBody,
 };
-use support::{pattern, slow_stream, Action, BodyEnd, Reply, Seen, Server, Upload};
+use support::{pattern, slow_stream, upload_stream, Action, BodyEnd, Reply, Seen, Server, Upload};
 use tower::ServiceExt as _;
 
 const LEN: usize = 1024 * 1024 + 7;
@@ -41,22 +40,7 @@ enum Via {
 
 /// `data` as a tower upload: 32 KiB frames, a little apart.
 fn upload(data: Vec<u8>) -> Upload {
-    let data = Bytes::from(data);
-    let frames = futures_util::stream::unfold(0usize, move |at| {
-        let data = data.clone();
-        async move {
-            if at >= data.len() {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-            let end = (at + 32 * 1024).min(data.len());
-            Some((
-                Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(data.slice(at..end))),
-                end,
-            ))
-        }
-    });
-    Upload::new(http_body_util::StreamBody::new(frames))
+    upload_stream(data, 32 * 1024, Duration::from_millis(1))
 }
 
 /// A streamed `method` request with `data` to `url`: `Ok((status, hops))`

@@ -5,13 +5,12 @@
 
 mod support;
 
-use std::convert::Infallible;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, StreamBody};
-use hyper::body::{Frame, Incoming};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use redirect_policy::{
@@ -19,7 +18,7 @@ use redirect_policy::{
     ReplayBody,
 };
 use support::spec::{keeps, methods, STATUSES};
-use support::{pattern, Read, Reply, Server, Upload};
+use support::{pattern, upload_stream as stream, Read, Reply, Server, Upload};
 use tower::{ServiceBuilder, ServiceExt as _};
 
 type Inner = hyper_util::client::legacy::Client<HttpConnector, ReplayBody<Upload>>;
@@ -39,29 +38,6 @@ fn service(policy: Policy) -> FollowRedirect<Inner> {
 fn full(body: impl Into<Bytes>) -> Upload {
     Upload(
         Full::new(body.into())
-            .map_err(|never| match never {})
-            .boxed(),
-    )
-}
-
-/// `data` as a stream of `chunk`-byte frames, `pause` apart.
-fn stream(data: Vec<u8>, chunk: usize, pause: Duration) -> Upload {
-    let data = Bytes::from(data);
-    let frames = futures_util::stream::unfold(0usize, move |at| {
-        let data = data.clone();
-        async move {
-            if at >= data.len() {
-                return None;
-            }
-            if !pause.is_zero() {
-                tokio::time::sleep(pause).await;
-            }
-            let end = (at + chunk).min(data.len());
-            Some((Ok::<_, Infallible>(Frame::data(data.slice(at..end))), end))
-        }
-    });
-    Upload(
-        StreamBody::new(frames)
             .map_err(|never| match never {})
             .boxed(),
     )

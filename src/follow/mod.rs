@@ -237,32 +237,18 @@ where
         deadline,
     } = start;
     #[cfg(feature = "tracing")]
-    {
-        use tracing::Instrument as _;
-        let span = span(&chain);
-        Box::pin(
-            run(
-                transport,
-                Entry::Send(request),
-                body,
-                chain,
-                version,
-                deadline,
-            )
-            .instrument(span),
-        )
-    }
-    #[cfg(not(feature = "tracing"))]
-    {
-        Box::pin(run(
-            transport,
-            Entry::Send(request),
-            body,
-            chain,
-            version,
-            deadline,
-        ))
-    }
+    let span = span(&chain);
+    let future = run(
+        transport,
+        Entry::Send(request),
+        body,
+        chain,
+        version,
+        deadline,
+    );
+    #[cfg(feature = "tracing")]
+    let future = tracing::Instrument::instrument(future, span);
+    Box::pin(future)
 }
 
 /// The chain's span: method and URL (scheme, host, port, path).

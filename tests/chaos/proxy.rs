@@ -313,6 +313,16 @@ fn stream_of(frame: &[u8]) -> u32 {
     u32::from_be_bytes([frame[5], frame[6], frame[7], frame[8]]) & 0x7fff_ffff
 }
 
+/// A frame the proxy drops: a DATA frame still counts against the
+/// connection's window (RFC 9113 §6.9), so the client gets that much back,
+/// as from a server that read and discarded it.
+async fn give_back(unit: &[u8], to_client: &mpsc::Sender<Unit>) {
+    let len = u32::from_be_bytes([0, unit[0], unit[1], unit[2]]);
+    if unit[3] == 0x0 && len > 0 {
+        let _ = to_client.send(frame(0x8, 0, &len.to_be_bytes())).await;
+    }
+}
+
 /// The path of the last request line in `bytes`, if one is there.
 fn request_path(bytes: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(bytes);
@@ -406,13 +416,8 @@ async fn upstream_side(
             }
             let refused = going_away.is_some_and(|(last, _)| stream > last);
             if (refused || Some(stream) == reset_stream) && matches!(unit[3], 0x0 | 0x1 | 0x9) {
-                // The stream was reset: its frames go nowhere. DATA still
-                // counts against the connection's window (RFC 9113 §6.9), so
-                // give the client that much back, as a server would.
-                let len = u32::from_be_bytes([0, unit[0], unit[1], unit[2]]);
-                if unit[3] == 0x0 && len > 0 {
-                    let _ = to_client.send(frame(0x8, 0, &len.to_be_bytes())).await;
-                }
+                // The stream was reset: its frames go nowhere.
+                give_back(&unit, &to_client).await;
                 continue;
             }
         }
@@ -546,10 +551,7 @@ async fn upstream_side(
                         return;
                     }
                 } else {
-                    let len = u32::from_be_bytes([0, unit[0], unit[1], unit[2]]);
-                    if unit[3] == 0x0 && len > 0 {
-                        let _ = to_client.send(frame(0x8, 0, &len.to_be_bytes())).await;
-                    }
+                    give_back(&unit, &to_client).await;
                 }
             }
             Fault::ResetStream(_) if newest_stream > 0 => {
@@ -574,11 +576,7 @@ async fn upstream_side(
                         return;
                     }
                 } else {
-                    // Dropped DATA: its share of the connection window back.
-                    let len = u32::from_be_bytes([0, unit[0], unit[1], unit[2]]);
-                    if unit[3] == 0x0 && len > 0 {
-                        let _ = to_client.send(frame(0x8, 0, &len.to_be_bytes())).await;
-                    }
+                    give_back(&unit, &to_client).await;
                 }
             }
             // An h2 fault before any stream: wait for one.

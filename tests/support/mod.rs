@@ -645,6 +645,32 @@ impl Upload {
     }
 }
 
+/// `data` as a tower upload of `chunk`-byte frames, `pause` apart.
+pub fn upload_stream(data: Vec<u8>, chunk: usize, pause: Duration) -> Upload {
+    let data = Bytes::from(data);
+    let frames = futures_util::stream::unfold(0usize, move |at| {
+        let data = data.clone();
+        async move {
+            if at >= data.len() {
+                return None;
+            }
+            if !pause.is_zero() {
+                tokio::time::sleep(pause).await;
+            }
+            let end = (at + chunk).min(data.len());
+            Some((
+                Ok::<_, Infallible>(hyper::body::Frame::data(data.slice(at..end))),
+                end,
+            ))
+        }
+    });
+    Upload(
+        http_body_util::StreamBody::new(frames)
+            .map_err(|never| match never {})
+            .boxed(),
+    )
+}
+
 /// A body of `len` bytes whose content depends on position, so that a lost,
 /// duplicated or reordered chunk shows.
 pub fn pattern(len: usize) -> Vec<u8> {
