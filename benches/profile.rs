@@ -5,6 +5,7 @@
 //! ```text
 //! cargo bench --bench profile --no-run     # then, for SIDE in reqwest ours, HOPS in 0 1, N in 300 600:
 //! valgrind --tool=callgrind target/release/deps/profile-* SIDE HOPS N
+//! # optionally the number of tasks sending at once (default 1): SIDE HOPS N TASKS
 //! ```
 //!
 //! The per-request cost is the slope: (count at 600 − count at 300) ÷ 300.
@@ -22,14 +23,20 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 4 {
         for side in ["reqwest", "ours"] {
-            run(side, 1, 50);
+            run(side, 1, 50, 1);
         }
         return;
     }
-    run(&args[1], args[2].parse().unwrap(), args[3].parse().unwrap());
+    let tasks = args.get(4).map_or(1, |t| t.parse().unwrap());
+    run(
+        &args[1],
+        args[2].parse().unwrap(),
+        args[3].parse().unwrap(),
+        tasks,
+    );
 }
 
-fn run(side: &str, hops: u32, n: usize) {
+fn run(side: &str, hops: u32, n: usize, tasks: usize) {
     let addr = start_server();
     let url = format!("http://{addr}/hop/{hops}");
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -41,13 +48,24 @@ fn run(side: &str, hops: u32, n: usize) {
         let ours =
             redirect_policy::Client::from_builder(reqwest::Client::builder(), Policy::standard())
                 .unwrap();
-        for _ in 0..n {
-            let r = if side == "reqwest" {
-                plain.post(&url).body(Bytes::new()).send().await.unwrap()
-            } else {
-                ours.post(&url).body(Bytes::new()).send().await.unwrap()
-            };
-            let _ = r.bytes().await.unwrap();
+        let handles: Vec<_> = (0..tasks)
+            .map(|_| {
+                let (plain, ours, url) = (plain.clone(), ours.clone(), url.clone());
+                let reqwest = side == "reqwest";
+                tokio::spawn(async move {
+                    for _ in 0..n / tasks {
+                        let r = if reqwest {
+                            plain.post(&url).body(Bytes::new()).send().await.unwrap()
+                        } else {
+                            ours.post(&url).body(Bytes::new()).send().await.unwrap()
+                        };
+                        let _ = r.bytes().await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.await.unwrap();
         }
     });
 }

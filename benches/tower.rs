@@ -9,19 +9,24 @@
 //! cargo bench --bench tower --features tower,spill -- grid         # the throughput grid
 //! cargo bench --bench tower --features tower,spill -- stream       # streamed vs in memory
 //! cargo bench --bench tower --features tower,spill -- memory       # 1 GiB through a 307, spill on
-//! cargo bench --bench tower --features tower,spill -- --rounds 3   # fewer rounds (default 7)
+//! cargo bench --bench tower --features tower,spill -- --rounds 3   # fewer rounds (default 21)
+//! cargo bench --bench tower --features tower,spill -- --slice-ms 300 # longer runs (default 100)
 //! # instruction counts (callgrind): build, then for SIDE in tower-http ours, HOPS in 0 1, N in 300 600
 //! cargo bench --bench tower --features tower --no-run
 //! valgrind --tool=callgrind target/release/deps/tower-* --profile SIDE HOPS N
+//! # optionally a body size and a number of tasks: --profile SIDE HOPS N SIZE TASKS
 //! ```
 //!
 //! As in `compare`, each cell alternates the sides in short runs (the order
 //! flips every round); figures are medians, spreads the range of the
-//! per-round ratios.
+//! per-round ratios. The runs are short (100 ms) and many (21), so that a
+//! burst of the machine's noise hits both sides of a round alike and the
+//! median of the ratios sees past it.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: a panic is the report
 #![allow(clippy::cast_precision_loss)] // figures for a report: f64 is precise enough
 
 use std::convert::Infallible;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -36,7 +41,7 @@ use tower_http::follow_redirect::policy::{self as th_policy, PolicyExt as _};
 
 mod common;
 
-use common::{median, spread, start_server, worker_cpu_ns};
+use common::{median, spread, start_server, worker_cpu_ns, ACCEPTED, READ_BYTES};
 
 type TowerHttp = tower_http::follow_redirect::FollowRedirect<
     Client<HttpConnector, Full<Bytes>>,
@@ -95,10 +100,16 @@ fn sides() -> (Side, Side) {
 struct Run {
     rps: f64,
     cpu_us: f64,
+    /// Connections the server accepted during the run.
+    connections: u64,
+    /// Body bytes the server read per request.
+    read_per_request: f64,
 }
 
 async fn measure(side: &Side, url: &str, body: &Bytes, tasks: usize, run: Duration) -> Run {
     let cpu0 = worker_cpu_ns().await;
+    let accepted = ACCEPTED.load(Ordering::Relaxed);
+    let read = READ_BYTES.load(Ordering::Relaxed);
     let started = Instant::now();
     let deadline = started + run;
     let mut handles = Vec::new();
@@ -122,24 +133,28 @@ async fn measure(side: &Side, url: &str, body: &Bytes, tasks: usize, run: Durati
     Run {
         rps: done as f64 / elapsed,
         cpu_us: cpu as f64 / 1e3 / done as f64,
+        connections: ACCEPTED.load(Ordering::Relaxed) - accepted,
+        read_per_request: (READ_BYTES.load(Ordering::Relaxed) - read) as f64 / done as f64,
     }
 }
 
-async fn grid(base: &str, rounds: usize) {
+async fn grid(base: &str, rounds: usize, run: Duration) {
     let (theirs, ours) = sides();
     println!("## Throughput: tower-http 0.7 FollowRedirect vs redirect-policy's layer\n");
     println!(
-        "{rounds} rounds per cell, 0.3 s per side per round, the order flipping every round. \
+        "{rounds} rounds per cell, {} ms per side per round, the order flipping every round. \
          Medians. `wall` = tower-http req/s ÷ ours req/s; `cpu` = ours ÷ tower-http client CPU \
-         per request. Both are ours-over-tower-http costs: ≤ 1.02 is the target.\n"
+         per request. Both are ours-over-tower-http costs: ≤ 1.02 is the target.\n",
+        run.as_millis()
     );
     println!(
         "| body | hops | tasks | tower-http req/s | ours req/s | wall ratio | wall spread | \
-         tower-http cpu µs/req | ours cpu µs/req | cpu ratio | cpu spread |"
+         tower-http cpu µs/req | ours cpu µs/req | cpu ratio | cpu spread | new connections \
+         (tower-http / ours) |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|");
-    let run = Duration::from_millis(300);
+    println!("|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---|");
     let (mut worst_wall, mut worst_cpu): (f64, f64) = (0.0, 0.0);
+    let mut medians = Vec::new();
     for (label, size) in [
         ("0 B", 0usize),
         ("16 KiB", 16 * 1024),
@@ -162,30 +177,48 @@ async fn grid(base: &str, rounds: usize) {
                     };
                     wall.push(x.rps / y.rps);
                     cpu.push(y.cpu_us / x.cpu_us);
+                    // Both sides sent every hop's body whole, once.
+                    let expected = (size as f64) * f64::from(hops + 1);
+                    for r in [&x, &y] {
+                        assert!(
+                            (r.read_per_request - expected).abs() < 1.0,
+                            "{label} {hops} {tasks}: {} bytes read per request, {expected} sent",
+                            r.read_per_request
+                        );
+                    }
                     a.push(x);
                     b.push(y);
                 }
                 let wall_m = median(&mut wall.clone());
                 let cpu_m = median(&mut cpu.clone());
                 worst_wall = worst_wall.max(wall_m);
+                medians.push(wall_m);
                 worst_cpu = worst_cpu.max(cpu_m);
                 let pick = |runs: &[Run], f: fn(&Run) -> f64| {
                     median(&mut runs.iter().map(f).collect::<Vec<_>>())
                 };
                 println!(
                     "| {label} | {hops} | {tasks} | {:.0} | {:.0} | {wall_m:.3} | {} | {:.1} | \
-                     {:.1} | {cpu_m:.3} | {} |",
+                     {:.1} | {cpu_m:.3} | {} | {} / {} |",
                     pick(&a, |r| r.rps),
                     pick(&b, |r| r.rps),
                     spread(&wall),
                     pick(&a, |r| r.cpu_us),
                     pick(&b, |r| r.cpu_us),
                     spread(&cpu),
+                    a.iter().map(|r| r.connections).sum::<u64>(),
+                    b.iter().map(|r| r.connections).sum::<u64>(),
                 );
             }
         }
     }
-    println!("\nworst median ratio: wall {worst_wall:.3}, cpu {worst_cpu:.3}\n");
+    let within = medians.iter().filter(|&&m| m <= 1.02).count();
+    let geomean = (medians.iter().map(|m| m.ln()).sum::<f64>() / medians.len() as f64).exp();
+    println!(
+        "\nworst median ratio: wall {worst_wall:.3}, cpu {worst_cpu:.3}; wall medians ≤ 1.02 in \
+         {within} of {} cells; geometric mean of the wall medians {geomean:.3}\n",
+        medians.len()
+    );
 }
 
 /// A named streamed body: `data` in 64 KiB frames.
@@ -223,42 +256,53 @@ async fn streaming(base: &str, rounds: usize) {
     let memory = redirect_policy::FollowRedirect::new(hyper_client(), Policy::standard());
     let streamed: OursStream =
         redirect_policy::FollowRedirect::new(hyper_client(), Policy::standard());
-    let time = |streamed_body: bool| {
+    // One request, timed.
+    let once = |streamed_body: bool| {
         let (memory, streamed, url, data) =
             (memory.clone(), streamed.clone(), url.clone(), data.clone());
         async move {
-            let n = 40;
             let started = Instant::now();
-            for _ in 0..n {
-                let response = if streamed_body {
-                    let request = Request::post(&url).body(chunks(&data, 64 * 1024)).unwrap();
-                    streamed.clone().oneshot(request).await.unwrap()
-                } else {
-                    let request = Request::post(&url).body(Full::new(data.clone())).unwrap();
-                    memory.clone().oneshot(request).await.unwrap()
-                };
-                assert_eq!(response.status(), StatusCode::OK);
-                let _ = response.into_body().collect().await.unwrap();
-            }
-            started.elapsed().as_secs_f64() / f64::from(n)
+            let response = if streamed_body {
+                let request = Request::post(&url).body(chunks(&data, 64 * 1024)).unwrap();
+                streamed.oneshot(request).await.unwrap()
+            } else {
+                let request = Request::post(&url).body(Full::new(data)).unwrap();
+                memory.oneshot(request).await.unwrap()
+            };
+            assert_eq!(response.status(), StatusCode::OK);
+            let _ = response.into_body().collect().await.unwrap();
+            started.elapsed().as_secs_f64()
         }
     };
-    time(true).await;
-    time(false).await;
+    for _ in 0..20 {
+        once(true).await;
+        once(false).await;
+    }
+    // Each round: 60 pairs, the two kinds alternating request by request
+    // (the order flipping every pair), so that both see the same moment of
+    // the machine; a round's ratio is the ratio of its two medians.
     let (mut s, mut m, mut ratios) = (vec![], vec![], vec![]);
-    for round in 0..rounds {
-        let (x, y) = if round % 2 == 0 {
-            let x = time(true).await;
-            (x, time(false).await)
-        } else {
-            let y = time(false).await;
-            (time(true).await, y)
-        };
+    for _ in 0..rounds {
+        let (mut xs, mut ys) = (vec![], vec![]);
+        for pair in 0..60 {
+            if pair % 2 == 0 {
+                xs.push(once(true).await);
+                ys.push(once(false).await);
+            } else {
+                ys.push(once(false).await);
+                xs.push(once(true).await);
+            }
+        }
+        let (x, y) = (median(&mut xs), median(&mut ys));
         s.push(x);
         m.push(y);
         ratios.push(x / y);
     }
     println!("## Streaming through the layer: a 1 MiB body through one 307\n");
+    println!(
+        "{rounds} rounds of 60 pairs, the two kinds alternating request by request; a round's \
+         ratio is the ratio of its medians.\n"
+    );
     println!("| body | time per request (median) |");
     println!("|---|---:|");
     println!(
@@ -336,8 +380,9 @@ fn memory(base: &str) {
     );
 }
 
-/// `--profile SIDE HOPS N`: N POSTs with an empty body, for callgrind.
-fn profile(side: &str, hops: u32, n: usize) {
+/// `--profile SIDE HOPS N [SIZE [TASKS]]`: N POSTs of SIZE bytes (default
+/// 0) from TASKS tasks (default 1), for callgrind.
+fn profile(side: &str, hops: u32, n: usize, body_len: usize, tasks: usize) {
     let addr = start_server();
     let url = format!("http://{addr}/hop/{hops}");
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -347,8 +392,19 @@ fn profile(side: &str, hops: u32, n: usize) {
     rt.block_on(async {
         let (theirs, ours) = sides();
         let side = if side == "tower-http" { theirs } else { ours };
-        for _ in 0..n {
-            side.post(&url, Bytes::new()).await;
+        let body = Bytes::from(vec![7u8; body_len]);
+        let handles: Vec<_> = (0..tasks)
+            .map(|_| {
+                let (side, url, body) = (side.clone(), url.clone(), body.clone());
+                tokio::spawn(async move {
+                    for _ in 0..n / tasks {
+                        side.post(&url, body.clone()).await;
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.await.unwrap();
         }
     });
 }
@@ -356,7 +412,14 @@ fn profile(side: &str, hops: u32, n: usize) {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--profile") {
-        profile(&args[1], args[2].parse().unwrap(), args[3].parse().unwrap());
+        let extra = |i: usize, default: usize| args.get(i).map_or(default, |a| a.parse().unwrap());
+        profile(
+            &args[1],
+            args[2].parse().unwrap(),
+            args[3].parse().unwrap(),
+            extra(4, 0),
+            extra(5, 1),
+        );
         return;
     }
     #[cfg(feature = "spill")]
@@ -368,7 +431,12 @@ fn main() {
         .iter()
         .position(|a| a == "--rounds")
         .and_then(|i| args.get(i + 1))
-        .map_or(7, |r| r.parse().unwrap());
+        .map_or(21, |r| r.parse().unwrap());
+    let slice = args
+        .iter()
+        .position(|a| a == "--slice-ms")
+        .and_then(|i| args.get(i + 1))
+        .map_or(100, |r| r.parse().unwrap());
     let only: Vec<&str> = args
         .iter()
         .map(String::as_str)
@@ -383,7 +451,7 @@ fn main() {
         .build()
         .unwrap();
     if wants("grid") {
-        rt.block_on(grid(&base, rounds));
+        rt.block_on(grid(&base, rounds, Duration::from_millis(slice)));
     }
     if wants("stream") {
         rt.block_on(streaming(&base, rounds));
