@@ -261,6 +261,29 @@ async fn stream_over_the_cap_is_body_not_replayable_and_nothing_short_is_sent() 
 }
 
 #[tokio::test]
+async fn a_location_fragment_is_never_sent_and_its_query_is() {
+    let server = Server::start();
+    server.route("/a", Reply::redirect(307, "/b?x=1#frag"));
+    server.route("/b?x=1", Reply::redirect(308, "/c#other"));
+    let response = call(
+        &service(Policy::standard()),
+        request(Method::PUT, server.url("/a"), full(pattern(1000))),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let targets: Vec<_> = server.seen().iter().map(|s| s.target.clone()).collect();
+    assert_eq!(targets, ["/a", "/b?x=1", "/c"]);
+    for seen in server.seen() {
+        assert_eq!(seen.method, Method::PUT);
+        assert_eq!(seen.body, pattern(1000), "at {}", seen.target);
+    }
+    let history = history(&response);
+    assert_eq!(history.hops()[0].next_url().fragment(), Some("frag"));
+    assert_eq!(history.hops()[1].next_url().fragment(), Some("other"));
+}
+
+#[tokio::test]
 async fn file_location_is_scheme_not_allowed() {
     let server = Server::start();
     server.route("/a", Reply::redirect(302, "file:///etc/passwd"));

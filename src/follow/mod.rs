@@ -39,16 +39,34 @@ pub(crate) trait Answer {
 }
 
 /// One later hop, for the transport to turn into its own request.
-pub(crate) struct Hop<B> {
+pub(crate) struct Hop<'a, B> {
     pub(crate) method: Method,
-    /// Without its fragment, which is never sent.
-    pub(crate) url: Url,
+    /// Borrowed from the chain (a transport that needs a `Uri` makes one
+    /// from [`Hop::sent_url`], with no `Url` clone); it may have a fragment,
+    /// which is never sent.
+    url: &'a Url,
     pub(crate) headers: HeaderMap,
     pub(crate) body: Option<ReplayBody<B>>,
     pub(crate) version: Version,
     /// What is left of the chain's deadline.
     #[cfg_attr(not(feature = "reqwest"), allow(dead_code))] // the tower path has no deadline
     pub(crate) timeout: Option<Duration>,
+}
+
+impl<B> Hop<'_, B> {
+    /// The URL to send, as text: without its fragment.
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))] // reqwest takes a `Url`
+    pub(crate) fn sent_url(&self) -> &str {
+        &self.url[..url::Position::AfterQuery]
+    }
+
+    /// The URL to send, owned: without its fragment.
+    #[cfg_attr(not(feature = "reqwest"), allow(dead_code))] // the tower layer takes text
+    pub(crate) fn url(&self) -> Url {
+        let mut url = self.url.clone();
+        url.set_fragment(None);
+        url
+    }
 }
 
 /// How one request goes out: a reqwest client, the rest of a middleware
@@ -71,7 +89,7 @@ pub(crate) trait Transport: Send {
     ) -> impl Future<Output = Result<Self::Response, Self::SendError>> + Send + '_;
 
     /// The request for a later hop.
-    fn hop(&self, hop: Hop<Self::Body>) -> Result<Self::Request, BoxError>;
+    fn hop(&self, hop: Hop<'_, Self::Body>) -> Result<Self::Request, BoxError>;
 
     /// Read a small 3xx body so that its connection can be reused (see
     /// [`DRAIN_LIMIT`]); drop any other unread.
@@ -339,12 +357,15 @@ where
             // (In a block of its own, so that the send's result is not kept
             // beside the response in the chain's state.)
             let response = {
-                let sent = match (next, deadline) {
-                    (Entry::Got(first), _) => Some(first),
-                    (Entry::Send(request), None) => Some(transport.send(request).await),
-                    (Entry::Send(request), Some(deadline)) => {
-                        within::<T, _>(transport.send(request), deadline).await
-                    }
+                // (Not a match on `(next, deadline)`: the tuple would be kept
+                // across the send's await, 272 more bytes of state, which
+                // puts the boxed loop past malloc's small-size fast path.)
+                let sent = match next {
+                    Entry::Got(first) => Some(first),
+                    Entry::Send(request) => match deadline {
+                        None => Some(transport.send(request).await),
+                        Some(deadline) => within::<T, _>(transport.send(request), deadline).await,
+                    },
                 };
                 match sent {
                     Some(Ok(response)) => response,
@@ -435,9 +456,33 @@ where
                     }
                 }
             }
+            // The 3xx's connection goes back to its pool from a task of the
+            // pool's own: let that task run before the next hop checks a
+            // connection out, so that the hop finds it idle instead of
+            // registering as a waiter (as tower-http's future does).
+            YieldOnce(false).await;
             lazy = Lazy::Ready(chain);
             resent = false;
         }
+    }
+}
+
+/// Pending once (waking itself at once), then ready: gives the executor's
+/// other tasks one turn.
+struct YieldOnce(bool);
+
+impl Future for YieldOnce {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if std::mem::replace(&mut self.0, true) {
+            return std::task::Poll::Ready(());
+        }
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
     }
 }
 
@@ -551,9 +596,6 @@ fn hop_request<T: Transport>(
 where
     <T::Body as http_body::Body>::Error: Into<BoxError>,
 {
-    let mut url = chain.url().clone();
-    // A fragment is never sent; the chain keeps it for the final URL.
-    url.set_fragment(None);
     let hop_body = if chain.sends_body() {
         match body.next_body() {
             Some(next) => Some(next),
@@ -581,7 +623,8 @@ where
     transport
         .hop(Hop {
             method: chain.method(),
-            url,
+            // A fragment is never sent; the chain keeps it for the final URL.
+            url: chain.url(),
             headers: chain.headers().clone(),
             body: hop_body,
             version,

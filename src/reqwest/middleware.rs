@@ -100,7 +100,7 @@ impl Transport for Stack<'_, '_> {
         self.next.clone().run(request, self.extensions)
     }
 
-    fn hop(&self, next: Hop<reqwest::Body>) -> Result<reqwest::Request, BoxError> {
+    fn hop(&self, next: Hop<'_, reqwest::Body>) -> Result<reqwest::Request, BoxError> {
         Ok(transport::hop(next))
     }
 

@@ -115,8 +115,9 @@ pub(crate) fn sleep_until(deadline: Instant) -> impl Future<Output = ()> + Send 
 }
 
 /// A later hop as a reqwest request.
-pub(crate) fn hop(hop: Hop<reqwest::Body>) -> reqwest::Request {
-    let mut request = reqwest::Request::new(hop.method, hop.url);
+pub(crate) fn hop(hop: Hop<'_, reqwest::Body>) -> reqwest::Request {
+    let url = hop.url();
+    let mut request = reqwest::Request::new(hop.method, url);
     *request.headers_mut() = hop.headers;
     *request.version_mut() = hop.version;
     *request.body_mut() = hop.body.map(reqwest::Body::from);
@@ -200,7 +201,7 @@ impl Transport for reqwest::Client {
         self.execute(request)
     }
 
-    fn hop(&self, next: Hop<reqwest::Body>) -> Result<reqwest::Request, BoxError> {
+    fn hop(&self, next: Hop<'_, reqwest::Body>) -> Result<reqwest::Request, BoxError> {
         Ok(hop(next))
     }
 

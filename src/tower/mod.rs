@@ -462,8 +462,8 @@ where
         }
     }
 
-    fn hop(&self, hop: Hop<B>) -> Result<Self::Request, BoxError> {
-        let uri = Uri::try_from(hop.url.as_str())?;
+    fn hop(&self, hop: Hop<'_, B>) -> Result<Self::Request, BoxError> {
+        let uri = Uri::try_from(hop.sent_url())?;
         let mut request = Request::new(hop.body.unwrap_or_default());
         *request.method_mut() = hop.method;
         *request.uri_mut() = uri;
