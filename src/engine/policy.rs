@@ -111,6 +111,14 @@ const RULE_STATUSES: [u16; 5] = [301, 302, 303, 307, 308];
 /// | other 3xx | any | not followed | not followed | not followed |
 #[derive(Clone)]
 pub struct Policy {
+    /// Shared: a policy is cloned for every request (and moved with it), and
+    /// a clone is one reference count; the builders copy on write.
+    settings: Arc<Settings>,
+}
+
+/// What a [`Policy`] holds.
+#[derive(Clone)]
+struct Settings {
     /// Rules for 301, 302, 303, 307, 308, in that order.
     rules: [MethodRule; 5],
     max_redirects: usize,
@@ -118,9 +126,8 @@ pub struct Policy {
     downgrade: Downgrade,
     https_upgrade: HttpsUpgrade,
     unreplayable: UnreplayableBody,
-    /// Shared so that cloning a policy per request stays cheap.
-    sensitive: Arc<[HeaderName]>,
-    trusted: Arc<[Origin]>,
+    sensitive: Vec<HeaderName>,
+    trusted: Vec<Origin>,
     hook: Option<Arc<dyn RedirectHook>>,
     permanent: Option<PermanentRedirects>,
     spill_after: Option<usize>,
@@ -132,17 +139,17 @@ pub struct Policy {
 impl fmt::Debug for Policy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Policy")
-            .field("rules", &self.rules)
-            .field("max_redirects", &self.max_redirects)
-            .field("max_replay_body", &self.max_replay_body)
-            .field("downgrade", &self.downgrade)
-            .field("https_upgrade", &self.https_upgrade)
-            .field("unreplayable", &self.unreplayable)
-            .field("sensitive", &self.sensitive)
-            .field("trusted", &self.trusted)
-            .field("hook", &self.hook.as_ref().map(|_| HookName))
-            .field("permanent", &self.permanent)
-            .field("spill_after", &self.spill_after)
+            .field("rules", &self.settings.rules)
+            .field("max_redirects", &self.settings.max_redirects)
+            .field("max_replay_body", &self.settings.max_replay_body)
+            .field("downgrade", &self.settings.downgrade)
+            .field("https_upgrade", &self.settings.https_upgrade)
+            .field("unreplayable", &self.settings.unreplayable)
+            .field("sensitive", &self.settings.sensitive)
+            .field("trusted", &self.settings.trusted)
+            .field("hook", &self.settings.hook.as_ref().map(|_| HookName))
+            .field("permanent", &self.settings.permanent)
+            .field("spill_after", &self.settings.spill_after)
             .field("spill_dir", &self.spill_dir_field())
             .finish()
     }
@@ -157,21 +164,29 @@ impl Default for Policy {
 
 impl Policy {
     fn with_rules(rules: [MethodRule; 5]) -> Self {
-        Self {
+        let settings = Settings {
             rules,
             max_redirects: DEFAULT_MAX_REDIRECTS,
             max_replay_body: DEFAULT_MAX_REPLAY_BODY,
             downgrade: Downgrade::default(),
             https_upgrade: HttpsUpgrade::default(),
             unreplayable: UnreplayableBody::default(),
-            sensitive: Arc::from(Vec::new()),
-            trusted: Arc::from(Vec::new()),
+            sensitive: Vec::new(),
+            trusted: Vec::new(),
             hook: None,
             permanent: None,
             spill_after: None,
             #[cfg(feature = "spill")]
             spill_dir: None,
+        };
+        Self {
+            settings: Arc::new(settings),
         }
+    }
+
+    /// The settings, to change (copied first if another policy shares them).
+    fn set(&mut self) -> &mut Settings {
+        Arc::make_mut(&mut self.settings)
     }
 
     /// The Fetch standard, and the default: 301 and 302 turn `POST` into
@@ -212,7 +227,7 @@ impl Policy {
     #[must_use]
     pub fn rule(mut self, status: StatusCode, rule: MethodRule) -> Self {
         if let Some(i) = rule_index(status) {
-            self.rules[i] = rule;
+            self.set().rules[i] = rule;
         }
         self
     }
@@ -221,7 +236,7 @@ impl Policy {
     /// One more gives [`ErrorKind::TooManyRedirects`](crate::ErrorKind::TooManyRedirects).
     #[must_use]
     pub fn max_redirects(mut self, max: usize) -> Self {
-        self.max_redirects = max;
+        self.set().max_redirects = max;
         self
     }
 
@@ -230,14 +245,14 @@ impl Policy {
     /// always replayable and are not counted.
     #[must_use]
     pub fn max_replay_body(mut self, bytes: usize) -> Self {
-        self.max_replay_body = bytes;
+        self.set().max_replay_body = bytes;
         self
     }
 
     /// What to do on https → http (default: [`Downgrade::Refuse`]).
     #[must_use]
     pub fn https_downgrade(mut self, downgrade: Downgrade) -> Self {
-        self.downgrade = downgrade;
+        self.set().downgrade = downgrade;
         self
     }
 
@@ -245,7 +260,7 @@ impl Policy {
     /// [`HttpsUpgrade::KeepCredentials`]).
     #[must_use]
     pub fn https_upgrade(mut self, upgrade: HttpsUpgrade) -> Self {
-        self.https_upgrade = upgrade;
+        self.set().https_upgrade = upgrade;
         self
     }
 
@@ -253,7 +268,7 @@ impl Policy {
     /// [`UnreplayableBody::Error`]).
     #[must_use]
     pub fn unreplayable_body(mut self, on: UnreplayableBody) -> Self {
-        self.unreplayable = on;
+        self.set().unreplayable = on;
         self
     }
 
@@ -261,11 +276,9 @@ impl Policy {
     /// like `Authorization`. For example `X-Api-Key`.
     #[must_use]
     pub fn sensitive_header(mut self, name: HeaderName) -> Self {
-        let mut all = self.sensitive.to_vec();
-        if !all.contains(&name) {
-            all.push(name);
+        if !self.settings.sensitive.contains(&name) {
+            self.set().sensitive.push(name);
         }
-        self.sensitive = Arc::from(all);
         self
     }
 
@@ -275,11 +288,9 @@ impl Policy {
     #[must_use]
     pub fn trust_origin(mut self, url: &Url) -> Self {
         let origin = Origin::of(url);
-        let mut all = self.trusted.to_vec();
-        if !all.contains(&origin) {
-            all.push(origin);
+        if !self.settings.trusted.contains(&origin) {
+            self.set().trusted.push(origin);
         }
-        self.trusted = Arc::from(all);
         self
     }
 
@@ -288,7 +299,7 @@ impl Policy {
     /// See [`RedirectHook`].
     #[must_use]
     pub fn hook(mut self, hook: impl RedirectHook + 'static) -> Self {
-        self.hook = Some(Arc::new(hook));
+        self.set().hook = Some(Arc::new(hook));
         self
     }
 
@@ -301,7 +312,7 @@ impl Policy {
     /// its headers, which a remembered redirect does not have.
     #[must_use]
     pub fn permanent_redirects(mut self, memory: PermanentRedirects) -> Self {
-        self.permanent = Some(memory);
+        self.set().permanent = Some(memory);
         self
     }
 
@@ -313,7 +324,7 @@ impl Policy {
     #[cfg_attr(docsrs, doc(cfg(feature = "spill")))]
     #[must_use]
     pub fn spill_to_disk(mut self, threshold: usize) -> Self {
-        self.spill_after = Some(threshold);
+        self.set().spill_after = Some(threshold);
         self
     }
 
@@ -326,7 +337,7 @@ impl Policy {
     #[cfg_attr(docsrs, doc(cfg(feature = "spill")))]
     #[must_use]
     pub fn spill_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
-        self.spill_dir = Some(Arc::from(dir.into().into_boxed_path()));
+        self.set().spill_dir = Some(Arc::from(dir.into().into_boxed_path()));
         self
     }
 
@@ -335,17 +346,17 @@ impl Policy {
     #[cfg_attr(docsrs, doc(cfg(feature = "spill")))]
     #[must_use]
     pub fn spill_directory(&self) -> Option<&std::path::Path> {
-        self.spill_dir.as_deref()
+        self.settings.spill_dir.as_deref()
     }
 
     #[cfg(feature = "spill")]
     pub(crate) fn spill_dir_arc(&self) -> Option<Arc<std::path::Path>> {
-        self.spill_dir.clone()
+        self.settings.spill_dir.clone()
     }
 
     #[cfg(feature = "spill")]
     fn spill_dir_field(&self) -> Option<&std::path::Path> {
-        self.spill_dir.as_deref()
+        self.settings.spill_dir.as_deref()
     }
 
     #[cfg(not(feature = "spill"))]
@@ -359,66 +370,66 @@ impl Policy {
     #[cfg_attr(docsrs, doc(cfg(feature = "spill")))]
     #[must_use]
     pub fn spill_threshold(&self) -> Option<usize> {
-        self.spill_after
+        self.settings.spill_after
     }
 
     /// The rule for `status`; [`MethodRule::DoNotFollow`] for statuses that
     /// have none.
     #[must_use]
     pub fn rule_for(&self, status: StatusCode) -> MethodRule {
-        rule_index(status).map_or(MethodRule::DoNotFollow, |i| self.rules[i])
+        rule_index(status).map_or(MethodRule::DoNotFollow, |i| self.settings.rules[i])
     }
 
     /// The redirect limit set by [`Policy::max_redirects`].
     #[must_use]
     pub fn max_redirects_limit(&self) -> usize {
-        self.max_redirects
+        self.settings.max_redirects
     }
 
     /// The replay cap set by [`Policy::max_replay_body`].
     #[must_use]
     pub fn max_replay_body_limit(&self) -> usize {
-        self.max_replay_body
+        self.settings.max_replay_body
     }
 
     /// The https → http setting.
     #[must_use]
     pub fn downgrade(&self) -> Downgrade {
-        self.downgrade
+        self.settings.downgrade
     }
 
     /// The http → https setting.
     #[must_use]
     pub fn upgrade(&self) -> HttpsUpgrade {
-        self.https_upgrade
+        self.settings.https_upgrade
     }
 
     /// The unreplayable-body setting.
     #[must_use]
     pub fn on_unreplayable_body(&self) -> UnreplayableBody {
-        self.unreplayable
+        self.settings.unreplayable
     }
 
     /// Headers declared sensitive with [`Policy::sensitive_header`].
     #[must_use]
     pub fn sensitive_headers(&self) -> &[HeaderName] {
-        &self.sensitive
+        &self.settings.sensitive
     }
 
     /// The hook set with [`Policy::hook`].
     #[must_use]
     pub fn redirect_hook(&self) -> Option<&dyn RedirectHook> {
-        self.hook.as_deref()
+        self.settings.hook.as_deref()
     }
 
     /// The memory set with [`Policy::permanent_redirects`].
     #[must_use]
     pub fn permanent_memory(&self) -> Option<&PermanentRedirects> {
-        self.permanent.as_ref()
+        self.settings.permanent.as_ref()
     }
 
     pub(crate) fn is_trusted(&self, url: &Url) -> bool {
-        !self.trusted.is_empty() && self.trusted.iter().any(|o| o.matches(url))
+        !self.settings.trusted.is_empty() && self.settings.trusted.iter().any(|o| o.matches(url))
     }
 }
 
