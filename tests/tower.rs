@@ -494,6 +494,58 @@ async fn permanent_redirects_are_remembered() {
     assert_eq!(server.seen_at("/new").len(), 3);
 }
 
+/// tower's contract, held by a real tower middleware: `ConcurrencyLimit`
+/// panics when it is called without a `poll_ready` first. Each hop must go
+/// to a service made ready: the first to the one the caller readied, each
+/// later one (and a remembered redirect's first) to a clone made ready.
+#[tokio::test]
+async fn every_hop_goes_to_a_service_made_ready() {
+    let server = Server::start();
+    server.route("/a", Reply::redirect(307, "/b"));
+    server.route("/b", Reply::redirect(308, "/c"));
+    server.route("/old", Reply::redirect(308, "/new"));
+    let memory = redirect_policy::PermanentRedirects::new(16, Duration::from_secs(60));
+    let service = ServiceBuilder::new()
+        .layer(FollowRedirectLayer::new(
+            Policy::standard().permanent_redirects(memory),
+        ))
+        .concurrency_limit(1)
+        .service(hyper_client(false));
+    for path in ["/a", "/old", "/old", "/c"] {
+        let response = service
+            .clone()
+            .oneshot(request(Method::PUT, server.url(path), full(pattern(100))))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+    }
+    // The second `/old` went straight to `/new` (remembered), and nothing
+    // was lost on the way.
+    assert_eq!(server.seen_at("/old").len(), 1);
+    assert_eq!(server.seen_at("/new").len(), 2);
+    for seen in server.seen() {
+        assert_eq!(seen.method, Method::PUT);
+        assert_eq!(seen.body, pattern(100), "at {}", seen.target);
+    }
+    // 16 chains at once through one limit of 1: each waits its turn.
+    let chains: Vec<_> = (0..16)
+        .map(|_| {
+            let service = service.clone();
+            let url = server.url("/a");
+            tokio::spawn(async move {
+                service
+                    .oneshot(request(Method::POST, url, full(pattern(64))))
+                    .await
+                    .unwrap()
+                    .status()
+            })
+        })
+        .collect();
+    for chain in chains {
+        assert_eq!(chain.await.unwrap(), StatusCode::OK);
+    }
+}
+
 #[tokio::test]
 async fn the_future_is_send_and_the_types_are_clone() {
     fn send<T: Send>(_: &T) {}

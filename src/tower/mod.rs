@@ -295,9 +295,6 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        // The service made ready takes the first hop; a clone stays here.
-        let clone = self.inner.clone();
-        let ready = std::mem::replace(&mut self.inner, clone);
         let policy = request
             .extensions()
             .get::<Policy>()
@@ -313,16 +310,17 @@ where
             }
         };
         let span = chain_span(&start.chain);
-        let remembered = matches!(&start.chain, Lazy::Ready(chain) if !chain.history().is_empty());
-        let mut transport = Tower {
-            service: ready,
-            first: true,
-            extensions,
-            _body: std::marker::PhantomData,
-        };
-        if remembered {
+        if matches!(&start.chain, Lazy::Ready(chain) if !chain.history().is_empty()) {
             // A remembered permanent redirect moves the first hop: the loop
-            // sends it (its span is entered by this future's poll).
+            // sends it, to the service made ready (a clone stays here), and
+            // this future's poll enters its span.
+            let clone = self.inner.clone();
+            let transport = Tower {
+                service: std::mem::replace(&mut self.inner, clone),
+                first: true,
+                extensions,
+                _body: std::marker::PhantomData,
+            };
             return FollowRedirectFuture {
                 state: State::Chain {
                     chain: follow(transport, start),
@@ -337,15 +335,22 @@ where
             version,
             deadline: _,
         } = start;
-        // The first hop goes to the service made ready; later hops to clones
-        // of it (`first` is spent here).
-        transport.first = false;
-        let call = transport.service.call(request);
+        // As tower-http does: the service made ready takes the first hop
+        // here, and the future keeps a clone for the later hops (which make
+        // it ready first). Moving the service out and a clone in would copy
+        // both (measured: ~0.1k instructions of memcpy per request).
+        let service = self.inner.clone();
+        let call = self.inner.call(request);
         FollowRedirectFuture {
             state: State::First {
                 call,
                 rest: Some(Rest {
-                    transport,
+                    transport: Tower {
+                        service,
+                        first: false,
+                        extensions,
+                        _body: std::marker::PhantomData,
+                    },
                     body,
                     chain,
                     version,
@@ -539,4 +544,49 @@ async fn drain<ResBody: Body + Send>(body: ResBody) {
     }
     let mut body = std::pin::pin!(body);
     while let Some(Ok(_)) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {}
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+    use http_body_util::Full;
+    use hyper_util::client::legacy::{connect::HttpConnector, Client};
+
+    use super::*;
+
+    type Inner = Client<HttpConnector, ReplayBody<Full<Bytes>>>;
+
+    /// The loop's future, boxed at a redirect, fits glibc malloc's per-thread
+    /// cache (requests up to 1032 bytes): past it, every redirected request
+    /// pays the slow path (measured: ~0.4k instructions per request, more
+    /// with 16 tasks).
+    #[tokio::test]
+    async fn the_boxed_loop_fits_mallocs_small_size_cache() {
+        let client: Inner =
+            Client::builder(hyper_util::rt::TokioExecutor::new()).build(HttpConnector::new());
+        let transport: Tower<Inner, Full<Bytes>, hyper::body::Incoming> = Tower {
+            service: client,
+            first: false,
+            extensions: Extensions::new(),
+            _body: std::marker::PhantomData,
+        };
+        let chain = Lazy::from_uri(
+            Policy::standard(),
+            http::Method::POST,
+            Uri::from_static("http://127.0.0.1:9/"),
+            HeaderMap::new(),
+            false,
+        )
+        .unwrap();
+        let future = crate::follow::resume(
+            transport,
+            Err("refused".into()),
+            Replay::None,
+            chain,
+            http::Version::HTTP_11,
+        );
+        let size = std::mem::size_of_val(&*future);
+        assert!(size <= 1024, "the loop's state is {size} bytes");
+    }
 }
