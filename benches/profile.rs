@@ -9,6 +9,8 @@
 //! ```
 //!
 //! The per-request cost is the slope: (count at 600 − count at 300) ÷ 300.
+//! The server runs on the client's current-thread runtime, so that the
+//! counts do not depend on thread timing.
 //! Run with no arguments (as `cargo bench` does) it sends 50 requests per
 //! side and exits.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: a panic is the report
@@ -17,7 +19,7 @@ mod common;
 use bytes::Bytes;
 use redirect_policy::Policy;
 
-use common::start_server;
+use common::serve_here;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -37,13 +39,14 @@ fn main() {
 }
 
 fn run(side: &str, hops: u32, n: usize, tasks: usize) {
-    let addr = start_server();
-    let url = format!("http://{addr}/hop/{hops}");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
+        // On this runtime: the counts do not depend on thread timing.
+        let addr = serve_here().await;
+        let url = format!("http://{addr}/hop/{hops}");
         let plain = reqwest::Client::builder().build().unwrap();
         let ours =
             redirect_policy::Client::from_builder(reqwest::Client::builder(), Policy::standard())

@@ -41,7 +41,7 @@ use tower_http::follow_redirect::policy::{self as th_policy, PolicyExt as _};
 
 mod common;
 
-use common::{median, spread, start_server, worker_cpu_ns, ACCEPTED, READ_BYTES};
+use common::{median, serve_here, spread, start_server, worker_cpu_ns, ACCEPTED, READ_BYTES};
 
 type TowerHttp = tower_http::follow_redirect::FollowRedirect<
     Client<HttpConnector, Full<Bytes>>,
@@ -383,13 +383,13 @@ fn memory(base: &str) {
 /// `--profile SIDE HOPS N [SIZE [TASKS]]`: N POSTs of SIZE bytes (default
 /// 0) from TASKS tasks (default 1), for callgrind.
 fn profile(side: &str, hops: u32, n: usize, body_len: usize, tasks: usize) {
-    let addr = start_server();
-    let url = format!("http://{addr}/hop/{hops}");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
+        let addr = serve_here().await;
+        let url = format!("http://{addr}/hop/{hops}");
         let (theirs, ours) = sides();
         let side = if side == "tower-http" { theirs } else { ours };
         let body = Bytes::from(vec![7u8; body_len]);

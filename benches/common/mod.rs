@@ -90,6 +90,30 @@ pub(crate) fn start_server() -> SocketAddr {
     addr
 }
 
+/// The same server as a task of the current runtime, for instruction
+/// counts: on a current-thread runtime, client and server then take turns
+/// on one thread in an order that does not depend on the machine, so that a
+/// count is the same from one run to the next (with a server thread of its
+/// own, how many partial writes a 1 MiB send takes depends on when that
+/// thread reads, and the counts vary by thousands).
+pub(crate) async fn serve_here() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            ACCEPTED.fetch_add(1, Ordering::Relaxed);
+            stream.set_nodelay(true).unwrap();
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service_fn(handle))
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
 /// CPU time of the runtime's worker thread so far, in ns, read from
 /// `/proc/thread-self/schedstat` by a task on that worker. The client's
 /// work (this crate, reqwest, hyper's connection tasks) all runs there.

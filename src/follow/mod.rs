@@ -205,7 +205,7 @@ impl Lazy {
 
 impl Parts {
     fn build(self) -> Result<Chain, Error> {
-        let url = Url::parse(&self.uri.to_string()).map_err(|e| {
+        let url = Url::parse(&absolute(&self.uri)).map_err(|e| {
             let message = format!("the request URI `{}` is not a valid URL: {e}", self.uri);
             Error::new(Detail::InvalidRequest(message.into()))
         })?;
@@ -217,6 +217,25 @@ impl Parts {
             self.has_body,
         ))
     }
+}
+
+/// An absolute `Uri` as text, as its `Display` writes it but in a string
+/// of the exact length (`to_string` grows it three or four times).
+fn absolute(uri: &Uri) -> String {
+    let scheme = uri.scheme_str().unwrap_or_default();
+    let authority = uri.authority().map_or("", http::uri::Authority::as_str);
+    let (path, query) = (uri.path(), uri.query());
+    let len = scheme.len() + 3 + authority.len() + path.len() + query.map_or(0, |q| q.len() + 1);
+    let mut text = String::with_capacity(len);
+    text.push_str(scheme);
+    text.push_str("://");
+    text.push_str(authority);
+    text.push_str(path);
+    if let Some(query) = query {
+        text.push('?');
+        text.push_str(query);
+    }
+    text
 }
 
 /// The history and the final URL's fragment.
@@ -698,5 +717,26 @@ impl std::fmt::Display for Shown<'_> {
             write!(f, ":{port}")?;
         }
         f.write_str(url.path())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_absolute_uri_is_written_as_display_writes_it() {
+        for text in [
+            "http://a.example",
+            "http://a.example/",
+            "https://user@a.example:8443/p/q?x=1&y=%20",
+            "http://[::1]:9/?",
+            "http://a.example/p?",
+        ] {
+            let uri: Uri = text.parse().unwrap_or_else(|e| panic!("{text}: {e}"));
+            let written = absolute(&uri);
+            assert_eq!(written, uri.to_string(), "{text}");
+            assert_eq!(written.len(), written.capacity(), "{text}");
+        }
     }
 }
