@@ -11,6 +11,7 @@
 //! cargo bench --bench tower --features tower,spill -- memory       # 1 GiB through a 307, spill on
 //! cargo bench --bench tower --features tower,spill -- --rounds 3   # fewer rounds (default 21)
 //! cargo bench --bench tower --features tower,spill -- --slice-ms 300 # longer runs (default 100)
+//! cargo bench --bench tower --features tower,spill -- grid --cell 0,1,16 --rounds 201  # some cells
 //! # instruction counts (callgrind): build, then for SIDE in tower-http ours, HOPS in 0 1, N in 300 600
 //! cargo bench --bench tower --features tower --no-run
 //! valgrind --tool=callgrind target/release/deps/tower-* --profile SIDE HOPS N
@@ -138,7 +139,10 @@ async fn measure(side: &Side, url: &str, body: &Bytes, tasks: usize, run: Durati
     }
 }
 
-async fn grid(base: &str, rounds: usize, run: Duration) {
+/// One cell of the grid: body size, hops, tasks.
+type Cell = (usize, u32, usize);
+
+async fn grid(base: &str, rounds: usize, run: Duration, only: &[Cell]) {
     let (theirs, ours) = sides();
     println!("## Throughput: tower-http 0.7 FollowRedirect vs redirect-policy's layer\n");
     println!(
@@ -164,6 +168,9 @@ async fn grid(base: &str, rounds: usize, run: Duration) {
         for hops in [0u32, 1, 5] {
             let url = format!("{base}/hop/{hops}");
             for tasks in [1usize, 16] {
+                if !only.is_empty() && !only.contains(&(size, hops, tasks)) {
+                    continue;
+                }
                 measure(&theirs, &url, &body, tasks, Duration::from_millis(100)).await;
                 measure(&ours, &url, &body, tasks, Duration::from_millis(100)).await;
                 let (mut a, mut b, mut wall, mut cpu) = (vec![], vec![], vec![], vec![]);
@@ -451,7 +458,17 @@ fn main() {
         .build()
         .unwrap();
     if wants("grid") {
-        rt.block_on(grid(&base, rounds, Duration::from_millis(slice)));
+        // `--cell SIZE,HOPS,TASKS` (repeatable): those cells only, in the
+        // grid's order (for a long run of a few).
+        let cells: Vec<Cell> = args
+            .windows(2)
+            .filter(|w| w[0] == "--cell")
+            .map(|w| {
+                let v: Vec<usize> = w[1].split(',').map(|n| n.parse().unwrap()).collect();
+                (v[0], u32::try_from(v[1]).unwrap(), v[2])
+            })
+            .collect();
+        rt.block_on(grid(&base, rounds, Duration::from_millis(slice), &cells));
     }
     if wants("stream") {
         rt.block_on(streaming(&base, rounds));
