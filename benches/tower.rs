@@ -434,16 +434,14 @@ fn main() {
         child(&args[1]);
         return;
     }
-    let rounds = args
-        .iter()
-        .position(|a| a == "--rounds")
-        .and_then(|i| args.get(i + 1))
-        .map_or(21, |r| r.parse().unwrap());
-    let slice = args
-        .iter()
-        .position(|a| a == "--slice-ms")
-        .and_then(|i| args.get(i + 1))
-        .map_or(100, |r| r.parse().unwrap());
+    let flag = |name: &str, default: u64| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .map_or(default, |v| v.parse().unwrap())
+    };
+    let rounds = usize::try_from(flag("--rounds", 21)).unwrap();
+    let slice = flag("--slice-ms", 100);
     let only: Vec<&str> = args
         .iter()
         .map(String::as_str)

@@ -73,21 +73,27 @@ pub(crate) fn start_server() -> SocketAddr {
             .enable_all()
             .build()
             .unwrap();
+        // The listener is registered inside the runtime, not before it.
         rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            loop {
-                let (stream, _) = listener.accept().await.unwrap();
-                ACCEPTED.fetch_add(1, Ordering::Relaxed);
-                stream.set_nodelay(true).unwrap();
-                tokio::spawn(async move {
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service_fn(handle))
-                        .await;
-                });
-            }
+            serve(tokio::net::TcpListener::from_std(listener).unwrap()).await;
         });
     });
     addr
+}
+
+/// Accept connections on `listener` for ever, each served on a task of its
+/// own.
+async fn serve(listener: tokio::net::TcpListener) {
+    loop {
+        let (stream, _) = listener.accept().await.unwrap();
+        ACCEPTED.fetch_add(1, Ordering::Relaxed);
+        stream.set_nodelay(true).unwrap();
+        tokio::spawn(async move {
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service_fn(handle))
+                .await;
+        });
+    }
 }
 
 /// The same server as a task of the current runtime, for instruction
@@ -99,18 +105,7 @@ pub(crate) fn start_server() -> SocketAddr {
 pub(crate) async fn serve_here() -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            ACCEPTED.fetch_add(1, Ordering::Relaxed);
-            stream.set_nodelay(true).unwrap();
-            tokio::spawn(async move {
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service_fn(handle))
-                    .await;
-            });
-        }
-    });
+    tokio::spawn(serve(listener));
     addr
 }
 

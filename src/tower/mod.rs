@@ -315,12 +315,7 @@ where
             // sends it, to the service made ready (a clone stays here), and
             // this future's poll enters its span.
             let clone = self.inner.clone();
-            let transport = Tower {
-                service: std::mem::replace(&mut self.inner, clone),
-                first: true,
-                extensions,
-                _body: std::marker::PhantomData,
-            };
+            let transport = Tower::new(std::mem::replace(&mut self.inner, clone), true, extensions);
             return FollowRedirectFuture {
                 state: State::Chain {
                     chain: follow(transport, start),
@@ -345,12 +340,7 @@ where
             state: State::First {
                 call,
                 rest: Some(Rest {
-                    transport: Tower {
-                        service,
-                        first: false,
-                        extensions,
-                        _body: std::marker::PhantomData,
-                    },
+                    transport: Tower::new(service, false, extensions),
                     body,
                     chain,
                     version,
@@ -407,6 +397,18 @@ struct Tower<S, B, ResBody> {
     first: bool,
     extensions: Extensions,
     _body: std::marker::PhantomData<fn() -> (B, ResBody)>,
+}
+
+impl<S, B, ResBody> Tower<S, B, ResBody> {
+    /// `first`: whether `service` was made ready and takes the first hop.
+    fn new(service: S, first: bool, extensions: Extensions) -> Self {
+        Self {
+            service,
+            first,
+            extensions,
+            _body: std::marker::PhantomData,
+        }
+    }
 }
 
 impl<ResBody> Answer for Response<ResBody> {
@@ -565,12 +567,8 @@ mod tests {
     async fn the_boxed_loop_fits_mallocs_small_size_cache() {
         let client: Inner =
             Client::builder(hyper_util::rt::TokioExecutor::new()).build(HttpConnector::new());
-        let transport: Tower<Inner, Full<Bytes>, hyper::body::Incoming> = Tower {
-            service: client,
-            first: false,
-            extensions: Extensions::new(),
-            _body: std::marker::PhantomData,
-        };
+        let transport: Tower<Inner, Full<Bytes>, hyper::body::Incoming> =
+            Tower::new(client, false, Extensions::new());
         let chain = Lazy::from_uri(
             Policy::standard(),
             http::Method::POST,
