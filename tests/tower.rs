@@ -544,6 +544,16 @@ async fn every_hop_goes_to_a_service_made_ready() {
     for chain in chains {
         assert_eq!(chain.await.unwrap(), StatusCode::OK);
     }
+    // Every hop of the 16 chains arrived with its whole body (3 hops each).
+    let posts: Vec<_> = server
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == Method::POST)
+        .collect();
+    assert_eq!(posts.len(), 16 * 3);
+    for seen in posts {
+        assert_eq!(seen.body, pattern(64), "at {}", seen.target);
+    }
 }
 
 #[tokio::test]
