@@ -337,10 +337,24 @@ fn child(kind: &str, hops: u32, size: usize, base: &str, cap: usize) {
             policy
         };
         let client = redirect_policy::Client::new(policy);
-        let url = format!("{base}/hop/{hops}");
         let plain = kind.starts_with("plain-");
+        // The spill run's server keeps each hop's digest: the parent checks it.
+        let url = if kind == "spill" {
+            format!("{base}/digest/hop/{hops}")
+        } else {
+            format!("{base}/hop/{hops}")
+        };
         let body: reqwest::Body = if kind.ends_with("memory") {
             Bytes::from(vec![5u8; size]).into()
+        } else if kind == "spill" {
+            // A position-dependent pattern, generated as it goes.
+            let stream = futures_util::stream::iter((0..size / common::PATTERN_CHUNK).map(|i| {
+                Ok::<_, Infallible>(common::pattern_chunk(
+                    i * common::PATTERN_CHUNK,
+                    common::PATTERN_CHUNK,
+                ))
+            }));
+            reqwest::Body::wrap_stream(stream)
         } else {
             // Generated as it goes: the source never holds the body.
             let chunk = Bytes::from(vec![9u8; 64 * 1024]);
@@ -431,10 +445,25 @@ fn memory(base: &str) {
     #[cfg(feature = "spill")]
     {
         let gib = 1024 * MIB;
+        common::DIGESTS.lock().unwrap().clear();
         let peak = peak_kib("spill", 1, gib, base, 2 * gib);
+        let expected = common::pattern_digest(gib);
+        let digests = common::DIGESTS.lock().unwrap().clone();
+        assert_eq!(
+            digests.get(&1),
+            Some(&expected),
+            "the first hop's body differs"
+        );
+        assert_eq!(
+            digests.get(&0),
+            Some(&expected),
+            "the replayed body differs"
+        );
         println!(
-            "\n1 GiB streamed PUT through one 307, spilling past 8 MiB: peak RSS {:.1} MiB (target ≤ 64 MiB)",
-            peak as f64 / 1024.0
+            "\n1 GiB streamed PUT through one 307, spilling past 8 MiB: peak RSS {:.1} MiB (target ≤ 64 MiB); \
+             both hops' bodies have the SHA-256 of the position-dependent pattern sent ({}…)",
+            peak as f64 / 1024.0,
+            &expected[..16]
         );
     }
     println!();

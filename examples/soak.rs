@@ -15,7 +15,7 @@ mod chaos;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use chaos::run::{soak, Config, Proto, Report, Transport};
+use chaos::run::{soak, unfired, Config, Proto, Report, Transport};
 
 fn main() {
     let mut seed = 7;
@@ -42,6 +42,7 @@ fn main() {
     ];
     println!("{}", Report::header());
     let mut broken = 0;
+    let mut reports = Vec::new();
     for (name, transport, proto) in all {
         if only.as_deref().is_some_and(|o| o != name) {
             continue;
@@ -49,18 +50,22 @@ fn main() {
         let report = soak(&Config::new(seed, requests, transport, proto));
         println!("{report}");
         eprintln!("   faults fired: {:?}", report.faults);
-        if report.fd_delta != 0 {
-            eprintln!("   descriptors left open: {:?}", report.fds_left);
-            eprintln!("   descriptors gone: {:?}", report.fds_gone);
+        // The same verdict as the short soak test's: invariants and floor.
+        let wrong = report.verdict();
+        for line in wrong.iter().take(10) {
+            eprintln!("   {line}");
         }
-        for violation in report.violations.iter().take(10) {
-            eprintln!("   VIOLATION {violation}");
-        }
-        broken += report.violations.len();
-        // The run's other invariants, as the short soak test states them.
-        if report.fd_delta != 0 || report.spill_left != 0 || report.rss_growth_kib > 256 * 1024 {
-            eprintln!("   LEFT BEHIND: descriptors, spill files or more than 256 MiB of RSS");
-            broken += 1;
+        broken += wrong.len();
+        reports.push(report);
+    }
+    // Every fault kind of each protocol fired in one of its rows.
+    let rows: Vec<&Report> = reports.iter().collect();
+    for proto in [Proto::H1, Proto::H2c] {
+        for kind in unfired(proto, &rows) {
+            if rows.iter().any(|r| r.h2 == (proto == Proto::H2c)) {
+                eprintln!("   FLOOR {proto:?}: fault {kind:?} never fired");
+                broken += 1;
+            }
         }
     }
     if broken > 0 {

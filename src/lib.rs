@@ -157,10 +157,14 @@
 //! # MSRV and versioning
 //!
 //! The MSRV is Rust 1.85, the same as reqwest 0.13 (feature `hickory-dns` alone needs 1.88,
-//! as reqwest's hickory-resolver does); CI proves it without a
-//! second toolchain (no normal or build dependency, in the committed lock or
-//! in a fresh MSRV-aware resolution, declares a higher `rust-version`), and
-//! builds the crate with the minimal versions of its direct dependencies.
+//! as reqwest's hickory-resolver does). CI checks it without a second
+//! toolchain, so what is checked is declarations, not a build with 1.85: no
+//! normal or build dependency, in the committed lock or in a fresh
+//! MSRV-aware resolution, declares a higher `rust-version` (one that
+//! declares none counts by its edition alone), and clippy's
+//! `incompatible_msrv` lint finds no newer std item in the crate's own code.
+//! CI also builds the crate with the minimal versions of its direct
+//! dependencies.
 //! reqwest is a public
 //! dependency (its `Request`, `Response` and `ClientBuilder` appear in this
 //! API), so a move to a new reqwest minor version (0.14) is a breaking
@@ -168,6 +172,15 @@
 #![doc = ""]
 #![doc = include_str!("../docs/from-reqwest.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
+
+// .ci/run builds this with `--cfg redirect_policy_msrv_canary` and requires clippy to
+// refuse it: `Vec::pop_if` is from Rust 1.86, newer than rust-version, so the lint that
+// guards the MSRV claim for the crate's own code is shown to run and to fail.
+#[cfg(redirect_policy_msrv_canary)]
+#[allow(dead_code)] // compiled only for that check
+fn msrv_canary(bytes: &mut Vec<u8>) -> Option<u8> {
+    bytes.pop_if(|b| *b == 0)
+}
 
 // The architecture, one folder each: the rules (no async, no I/O), the bytes,
 // the one I/O loop, and the transports that only translate.

@@ -240,7 +240,8 @@ async fn https_to_https_on_another_origin_strips_and_replays() {
 /// `http://host` → `https://host` on the default ports keeps credentials (they
 /// were sent to that host already); the option strips them. This needs ports
 /// 80 and 443 on 127.0.0.1, so it needs root, as CI has: elsewhere it says so
-/// and checks nothing (the rule itself is also tested in the engine).
+/// loudly and checks nothing, and under CI it fails (the rule itself is also
+/// tested in the engine).
 #[tokio::test]
 async fn http_to_https_upgrade_on_default_ports_keeps_credentials() {
     let cert = TestCert::new();
@@ -250,7 +251,10 @@ async fn http_to_https_upgrade_on_default_ports_keeps_credentials() {
     ) {
         (Ok(plain), Ok(secure)) => (plain, secure),
         (Err(e), _) | (_, Err(e)) => {
-            eprintln!("SKIPPED: ports 80 and 443 on 127.0.0.1 are not available here: {e}");
+            support::skip_or_fail(&format!(
+                "http_to_https_upgrade_on_default_ports_keeps_credentials: ports 80 and 443 on \
+                 127.0.0.1 are not available here ({e}); run as root"
+            ));
             return;
         }
     };

@@ -3,6 +3,7 @@
 //! read to the end and dropped.
 #![allow(dead_code)] // each benchmark uses its own part
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,12 +23,51 @@ pub(crate) static FIRST_BYTE: OnceLock<Mutex<Option<Instant>>> = OnceLock::new()
 pub(crate) static READ_BYTES: AtomicU64 = AtomicU64::new(0);
 /// Connections the server has accepted.
 pub(crate) static ACCEPTED: AtomicU64 = AtomicU64::new(0);
+/// SHA-256 of each `/digest/hop/N` request's body, by N.
+pub(crate) static DIGESTS: Mutex<BTreeMap<u32, String>> = Mutex::new(BTreeMap::new());
+
+/// The piece size of a streamed pattern body.
+pub(crate) const PATTERN_CHUNK: usize = 64 * 1024;
+
+/// `len` bytes of the benches' pattern from `offset` on: each byte depends on
+/// its position, so that a lost, duplicated or reordered chunk changes the
+/// digest (a constant byte would not show it).
+pub(crate) fn pattern_chunk(offset: usize, len: usize) -> Bytes {
+    (offset..offset + len)
+        .map(|i| u8::try_from((i * 31 + i / 251) % 251).unwrap())
+        .collect::<Vec<u8>>()
+        .into()
+}
+
+/// The SHA-256 of the first `len` bytes of the pattern, in hex.
+pub(crate) fn pattern_digest(len: usize) -> String {
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
+    let mut at = 0;
+    while at < len {
+        let n = (len - at).min(1 << 20);
+        hasher.update(pattern_chunk(at, n));
+        at += n;
+    }
+    hex(&hasher.finalize())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::new(), |mut out, b| {
+        use std::fmt::Write as _;
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}
 
 /// `/hop/N...`: 307 to `/hop/N-1...`, and 200 at `/hop/0`. The body is read
-/// to the end and dropped. `/first/...` also notes the first byte's arrival.
+/// to the end and dropped. `/first/...` also notes the first byte's arrival;
+/// `/digest/...` keeps each hop's SHA-256 in [`DIGESTS`].
 async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    use sha2::Digest as _;
     let path = req.uri().path().to_owned();
     let first = path.starts_with("/first/");
+    let mut digest = path.starts_with("/digest/").then(sha2::Sha256::new);
     let mut body = req.into_body();
     let mut noted = false;
     while let Some(Ok(frame)) = body.frame().await {
@@ -36,19 +76,22 @@ async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
                 *FIRST_BYTE.get_or_init(Default::default).lock().unwrap() = Some(Instant::now());
                 noted = true;
             }
+            if let Some(hasher) = digest.as_mut() {
+                hasher.update(&data);
+            }
             READ_BYTES.fetch_add(data.len() as u64, Ordering::Relaxed);
         }
     }
-    let rest = path
-        .trim_start_matches("/first")
-        .trim_start_matches("/hop/");
+    let (prefix, rest) = path.split_once("/hop/").unwrap_or(("", "0"));
     let n: u32 = rest.split('/').next().unwrap_or("0").parse().unwrap_or(0);
+    if let Some(hasher) = digest {
+        DIGESTS.lock().unwrap().insert(n, hex(&hasher.finalize()));
+    }
     let mut response = if n == 0 {
         Response::new(Full::new(Bytes::from_static(b"ok")))
     } else {
         let mut r = Response::new(Full::new(Bytes::new()));
         *r.status_mut() = StatusCode::TEMPORARY_REDIRECT;
-        let prefix = if first { "/first" } else { "" };
         r.headers_mut().insert(
             "location",
             format!("{prefix}/hop/{}", n - 1).parse().unwrap(),

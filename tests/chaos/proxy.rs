@@ -45,6 +45,10 @@ pub enum Fault {
     /// h2c: after this many request bytes, the newest stream is reset
     /// (`REFUSED_STREAM` to the client, `CANCEL` to the server).
     ResetStream(u64),
+    /// One of the first connections of a soak proxy, kind `.0` of
+    /// [`Fault::forced`] with offset `.1` and stall `.2`: made sure to fire,
+    /// so that even a short soak sees every kind.
+    Forced(u64, u64, u64),
 }
 
 impl Fault {
@@ -58,6 +62,41 @@ impl Fault {
             Fault::Early307(_) => "raw early 307",
             Fault::GoAway(_) | Fault::GoAwayAtStream(_) => "h2 GOAWAY",
             Fault::ResetStream(_) => "h2 RST_STREAM",
+            Fault::Forced(..) => "forced (not yet adapted to its protocol)",
+        }
+    }
+
+    /// The first connections of each soak proxy (proxy 1 takes them in the
+    /// reverse order): one of every kind of the connection's protocol, at
+    /// offsets small enough to fire on almost any connection, so that even a
+    /// short soak sees each kind.
+    fn forced(proxy: u64, n: u64, rng: &mut Rng, stall_max_ms: u64) -> Option<Self> {
+        const KINDS: u64 = 6;
+        if n >= KINDS {
+            return None;
+        }
+        let kind = if proxy % 2 == 0 { n } else { KINDS - 1 - n };
+        Some(Fault::Forced(
+            kind,
+            rng.range(200, 2 << 10),
+            rng.range(1, stall_max_ms.max(2)),
+        ))
+    }
+
+    /// What forced fault `kind` is on the connection's protocol: request-side
+    /// offsets reach 8 times as far on h2c (its connections carry every
+    /// request), and a close mid-answer stays under 600 bytes on both (an h2c
+    /// connection ends at 4 MiB of requests, before the draws' later closes).
+    fn unforce(kind: u64, k: u64, ms: u64, h2: bool) -> Self {
+        let k = if h2 { k * 8 } else { k };
+        match (kind, h2) {
+            (1, _) => Fault::CloseAfterResponse(k % 600),
+            (2, _) => Fault::Reset(k),
+            (3, _) => Fault::Stall(k, ms),
+            (4, false) => Fault::Early307(k),
+            (4, true) => Fault::GoAway(k),
+            (5, true) => Fault::ResetStream(k),
+            _ => Fault::CloseAfterRequest(k),
         }
     }
 
@@ -82,6 +121,7 @@ impl Fault {
     /// The fault as it applies to the connection's protocol.
     fn for_protocol(self, h2: bool) -> Self {
         match (self, h2) {
+            (Fault::Forced(kind, k, ms), _) => Fault::unforce(kind, k, ms, h2),
             (Fault::GoAway(k) | Fault::ResetStream(k), false) => Fault::CloseAfterRequest(k),
             (Fault::Early307(k), true) => Fault::GoAway(k),
             // h2 connections carry every request: reach further.
@@ -102,6 +142,12 @@ impl Fault {
 #[derive(Default)]
 pub struct Stats {
     pub connections: AtomicU64,
+    /// h2c: the streams that a fault cut (those in flight on the connection
+    /// when it closed, reset or went away, and each stream it reset), each
+    /// time one fired. A fault can fail no request but these: with one per
+    /// fired fault on HTTP/1.1, where a connection carries one request at a
+    /// time, it bounds how many requests the faults may fail.
+    pub exposed: AtomicU64,
     /// Bytes forwarded from the server, over all connections.
     pub response_bytes: AtomicU64,
     pub fired: Mutex<BTreeMap<&'static str, u64>>,
@@ -111,7 +157,17 @@ impl Stats {
     fn fired(&self, fault: Fault) {
         *self.fired.lock().unwrap().entry(fault.name()).or_default() += 1;
     }
+
+    /// A fault cuts every h2 stream still in flight on its connection.
+    fn expose(&self, in_flight: &InFlight) {
+        let n = in_flight.lock().unwrap().len() as u64;
+        self.exposed.fetch_add(n, Ordering::Relaxed);
+    }
 }
+
+/// h2c: the streams a client opened on a connection that the server has not
+/// finished (no `END_STREAM` or `RST_STREAM` from it has been passed on).
+type InFlight = Mutex<std::collections::BTreeSet<u32>>;
 
 pub struct Proxy {
     pub addr: SocketAddr,
@@ -132,7 +188,9 @@ impl Proxy {
     ) -> Self {
         Self::pick(upstream, move |n| {
             let fault = if faults {
-                Fault::draw(&mut Rng::of(seed, 2 + number, n), stall_max_ms)
+                let mut rng = Rng::of(seed, 2 + number, n);
+                Fault::forced(number, n, &mut rng, stall_max_ms)
+                    .unwrap_or_else(|| Fault::draw(&mut rng, stall_max_ms))
             } else {
                 Fault::None
             };
@@ -252,6 +310,7 @@ async fn connection(
     let (to_client, for_client) = mpsc::channel::<Unit>(32);
     let (mode_tx, mode_rx) = oneshot::channel::<bool>();
     let abort = Arc::new(Notify::new());
+    let in_flight = InFlight::default();
     let work = async {
         tokio::join!(
             upstream_side(
@@ -260,16 +319,24 @@ async fn connection(
                 to_client.clone(),
                 mode_tx,
                 (fault, exact),
-                &stats
+                (&stats, &in_flight)
             ),
-            downstream_side(server_read, to_client, mode_rx, (fault, exact), &stats),
+            downstream_side(
+                server_read,
+                to_client,
+                mode_rx,
+                (fault, exact),
+                (&stats, &in_flight)
+            ),
             write(server_write, for_server, &abort),
             write(client_write, for_client, &abort),
         )
     };
+    // The abort first: once a side has asked for it, nothing more is passed on.
     tokio::select! {
-        _ = work => {}
+        biased;
         () = abort.notified() => {}
+        _ = work => {}
     }
 }
 
@@ -280,7 +347,12 @@ async fn write(mut to: OwnedWriteHalf, mut units: mpsc::Receiver<Unit>, abort: &
         if unit.is_empty() {
             let _ = to.flush().await;
             abort.notify_one();
-            return;
+            // Hold the half until the abort drops the whole connection: a
+            // half dropped here would send its peer a FIN at once, and a
+            // server that saw its request end that way could answer before
+            // the abort, through a proxy that had cut the request (a request
+            // cut at 216 bytes came back "200 POST 216 aborted").
+            std::future::pending::<()>().await;
         }
         if to.write_all(&unit).await.is_err() {
             abort.notify_one();
@@ -345,7 +417,7 @@ async fn upstream_side(
     to_client: mpsc::Sender<Unit>,
     mode: oneshot::Sender<bool>,
     (fault, exact): (Fault, bool),
-    stats: &Stats,
+    (stats, in_flight): (&Stats, &InFlight),
 ) {
     let mut first = [0u8; 24];
     if from.read_exact(&mut first).await.is_err() {
@@ -392,6 +464,7 @@ async fn upstream_side(
                     Some(None) => return,
                     None => {
                         // The GOAWAY's grace is over, or the connection went quiet.
+                        stats.expose(in_flight);
                         let _ = to_client.send(Vec::new()).await;
                         return;
                     }
@@ -413,6 +486,7 @@ async fn upstream_side(
             // HEADERS from the client open a stream.
             if unit[3] == 0x1 {
                 newest_stream = newest_stream.max(stream);
+                in_flight.lock().unwrap().insert(stream);
             }
             let refused = going_away.is_some_and(|(last, _)| stream > last);
             if (refused || Some(stream) == reset_stream) && matches!(unit[3], 0x0 | 0x1 | 0x9) {
@@ -445,6 +519,9 @@ async fn upstream_side(
         }
         if close_at.is_some_and(|at| sent > at) {
             stats.fired(Fault::CloseAfterRequest(sent));
+            if h2 {
+                stats.expose(in_flight);
+            }
             let _ = to_server.send(Vec::new()).await;
             return;
         }
@@ -455,7 +532,10 @@ async fn upstream_side(
             | Fault::Early307(k)
             | Fault::GoAway(k)
             | Fault::ResetStream(k) => Some(k),
-            Fault::None | Fault::CloseAfterResponse(_) | Fault::GoAwayAtStream(_) => None,
+            Fault::None
+            | Fault::CloseAfterResponse(_)
+            | Fault::GoAwayAtStream(_)
+            | Fault::Forced(..) => None,
         };
         let opens_nth =
             |n: u32| h2 && unit.len() >= 9 && unit[3] == 0x1 && stream_of(&unit) == 2 * n - 1;
@@ -482,6 +562,9 @@ async fn upstream_side(
         match fault {
             Fault::CloseAfterRequest(_) | Fault::Reset(_) => {
                 stats.fired(fault);
+                if h2 {
+                    stats.expose(in_flight);
+                }
                 if cut > 0 {
                     let _ = to_server.send(unit[..cut].to_vec()).await;
                 }
@@ -556,6 +639,10 @@ async fn upstream_side(
             }
             Fault::ResetStream(_) if newest_stream > 0 => {
                 stats.fired(fault);
+                // The reset stream is cut (once: it is finished for the count).
+                if in_flight.lock().unwrap().remove(&newest_stream) {
+                    stats.exposed.fetch_add(1, Ordering::Relaxed);
+                }
                 fired = true;
                 reset_stream = Some(newest_stream);
                 if !exact {
@@ -595,7 +682,7 @@ async fn downstream_side(
     to_client: mpsc::Sender<Unit>,
     mode: oneshot::Receiver<bool>,
     (fault, exact): (Fault, bool),
-    stats: &Stats,
+    (stats, in_flight): (&Stats, &InFlight),
 ) {
     let Ok(h2) = mode.await else {
         return;
@@ -625,6 +712,9 @@ async fn downstream_side(
         if let Some(k) = limit {
             if sent + unit.len() as u64 > k {
                 stats.fired(fault);
+                if h2 {
+                    stats.expose(in_flight);
+                }
                 let cut = if h2 {
                     0
                 } else {
@@ -641,12 +731,23 @@ async fn downstream_side(
         stats
             .response_bytes
             .fetch_add(unit.len() as u64, Ordering::Relaxed);
+        // A stream the server ended (END_STREAM on DATA or HEADERS) or reset.
+        let finished = h2
+            && unit.len() >= 9
+            && (matches!(unit[3], 0x0 | 0x1) && unit[4] & 0x1 != 0 || unit[3] == 0x3);
+        let stream = if finished { stream_of(&unit) } else { 0 };
         if to_client.send(unit).await.is_err() {
             return;
+        }
+        if finished {
+            in_flight.lock().unwrap().remove(&stream);
         }
         if limit == Some(sent) {
             // Exactly at the mark: close now, not when more comes.
             stats.fired(fault);
+            if h2 {
+                stats.expose(in_flight);
+            }
             let _ = to_client.send(Vec::new()).await;
             return;
         }

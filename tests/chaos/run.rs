@@ -44,6 +44,9 @@ pub struct Config {
     pub slack: Duration,
     pub faults: bool,
     pub stall_max_ms: u64,
+    /// A deliberately broken replay, to show that the floor can fail: every
+    /// request's `max_replay_body` is this (0: no stream can be replayed).
+    pub sabotage_replay_cap: Option<usize>,
 }
 
 impl Config {
@@ -58,6 +61,7 @@ impl Config {
             slack: Duration::from_secs(3),
             faults: true,
             stall_max_ms: 1500,
+            sabotage_replay_cap: None,
         }
     }
 }
@@ -75,6 +79,9 @@ pub struct Report {
     pub violations: Vec<String>,
     pub hops_checked: u64,
     pub faults: BTreeMap<&'static str, u64>,
+    /// h2c: the streams the faults cut (see `proxy::Stats::exposed`).
+    pub exposed: u64,
+    pub h2: bool,
     pub connections: u64,
     pub fd_delta: i64,
     /// What the descriptors left open are, when there are any.
@@ -89,9 +96,155 @@ pub struct Report {
     pub idempotent_repeats: u64,
 }
 
+/// The fault kinds each protocol's proxies inject (the soak forces one of
+/// each on the first connections).
+pub const H1_FAULTS: [&str; 5] = [
+    "close mid-request",
+    "close mid-response",
+    "reset",
+    "stall",
+    "raw early 307",
+];
+pub const H2_FAULTS: [&str; 6] = [
+    "close mid-request",
+    "close mid-response",
+    "reset",
+    "stall",
+    "h2 GOAWAY",
+    "h2 RST_STREAM",
+];
+
+/// Which faults an error kind may come from. A kind not listed (say
+/// `InvalidLocation`, `BodyNotReplayable`, `TooManyRedirects`) comes from no
+/// fault the proxies inject: it is the crate's own failure.
+fn causes(kind: &str) -> &'static [&'static str] {
+    match kind {
+        // The connection went: a close, a reset, an early answer that closes,
+        // a GOAWAY's end or a reset stream.
+        "Request" | "Request (final body)" => &[
+            "close mid-request",
+            "close mid-response",
+            "reset",
+            "raw early 307",
+            "h2 GOAWAY",
+            "h2 RST_STREAM",
+        ],
+        "Timeout" | "Timeout (outer)" => &["stall", "h2 GOAWAY"],
+        // The proxy's raw 307 goes to the same URL: twice in a row on one
+        // request is a proven loop.
+        "RedirectLoop" => &["raw early 307"],
+        _ => &[],
+    }
+}
+
+/// The fault kinds of `proto` that fired in none of `reports` (the rows of
+/// that protocol): a soak that never injected a kind did not test it. The
+/// proxies force one of each kind on their first connections, yet a client
+/// may open a connection it never uses, so one row alone may miss one.
+pub fn unfired(proto: Proto, reports: &[&Report]) -> Vec<&'static str> {
+    let h2 = proto == Proto::H2c;
+    let kinds: &[&'static str] = if h2 { &H2_FAULTS } else { &H1_FAULTS };
+    kinds
+        .iter()
+        .filter(|kind| {
+            !reports
+                .iter()
+                .filter(|r| r.h2 == h2)
+                .any(|r| r.faults.contains_key(*kind))
+        })
+        .copied()
+        .collect()
+}
+
 impl Report {
+    /// How many requests the faults that fired may fail at the most.
+    ///
+    /// HTTP/1.1: one per fired fault, since a connection carries one request
+    /// at a time. This floor is tight (a run fails about half of it).
+    ///
+    /// h2c: every stream in flight on a connection when a fault cut it, plus
+    /// two per fired fault for requests that the client had just handed to
+    /// that connection, which the proxy never saw (hyper gives a GOAWAY's
+    /// error to those too). This floor is loose: a connection-level fault may
+    /// fail all 16 requests multiplexed on it, so only a crate that fails far
+    /// more than the faults explain goes red here; the error kinds and the
+    /// HTTP/1.1 rows catch the rest.
+    pub fn allowance(&self) -> u64 {
+        let fired = self
+            .faults
+            .iter()
+            .filter(|(k, _)| **k != "none")
+            .map(|(_, n)| n)
+            .sum::<u64>();
+        if self.h2 {
+            3 * fired + self.exposed
+        } else {
+            fired
+        }
+    }
+
+    /// Why this row is red although no invariant broke: too few successes
+    /// for the faults that fired, or an error of a kind that no fired fault
+    /// explains. Empty when the row is green. (That every fault kind fired is
+    /// checked over the rows of a protocol: [`unfired`].)
+    pub fn floor_failures(&self) -> Vec<String> {
+        let mut failures = Vec::new();
+        let failed: u64 = self.errors.values().sum();
+        let floor = self.requests.saturating_sub(self.allowance());
+        if self.successes < floor {
+            failures.push(format!(
+                "{}: {} of {} requests succeeded, below the floor of {floor} \
+                 ({failed} failed, the faults that fired allow {})",
+                self.label,
+                self.successes,
+                self.requests,
+                self.allowance()
+            ));
+        }
+        for (kind, n) in &self.errors {
+            if !causes(kind).iter().any(|f| self.faults.contains_key(f)) {
+                failures.push(format!(
+                    "{}: {n} {kind} error(s), which none of the faults that fired \
+                     ({:?}) can cause",
+                    self.label,
+                    self.faults.keys().collect::<Vec<_>>()
+                ));
+            }
+        }
+        failures
+    }
+
+    /// What is wrong with this row: broken invariants (a lost or duplicated
+    /// byte, a panic, a leak) and the floor (see `floor_failures`). Empty
+    /// when the row is green.
+    pub fn verdict(&self) -> Vec<String> {
+        let mut wrong: Vec<String> = self
+            .violations
+            .iter()
+            .map(|v| format!("VIOLATION {v}"))
+            .collect();
+        if self.fd_delta != 0 {
+            wrong.push(format!(
+                "descriptors left open: {:?}; gone: {:?}",
+                self.fds_left, self.fds_gone
+            ));
+        }
+        if self.spill_left != 0 {
+            wrong.push(format!("{} spill files left", self.spill_left));
+        }
+        if self.rss_growth_kib > 256 * 1024 {
+            wrong.push(format!("RSS grew by {} KiB", self.rss_growth_kib));
+        }
+        wrong.extend(
+            self.floor_failures()
+                .into_iter()
+                .map(|f| format!("FLOOR {f}")),
+        );
+        wrong
+    }
+
     pub fn header() -> &'static str {
-        "| transport | seed | requests | ok | typed errors | violations | idempotent repeats | \
+        "| transport | seed | requests | ok (floor) | typed errors | violations | idempotent repeats | \
          hops checked | connections (faulted) | fd delta | spill files left | RSS growth | time |\n\
          |---|---|---|---|---|---|---|---|---|---|---|---|---|"
     }
@@ -112,11 +265,12 @@ impl fmt::Display for Report {
             .sum();
         write!(
             f,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} ({faulted}) | {} | {} | {} KiB | {:.1} s |",
+            "| {} | {} | {} | {} ({}) | {} | {} | {} | {} | {} ({faulted}) | {} | {} | {} KiB | {:.1} s |",
             self.label,
             self.seed,
             self.requests,
             self.successes,
+            self.requests.saturating_sub(self.allowance()),
             if errors.is_empty() {
                 "0".into()
             } else {
@@ -397,6 +551,7 @@ pub fn soak(config: &Config) -> Report {
     let rss_before = rss_kib();
     let report = Arc::new(Mutex::new(Report {
         label: format!("{:?} {:?}", config.transport, config.proto),
+        h2: config.proto == Proto::H2c,
         seed: config.seed,
         requests: config.requests,
         ..Report::default()
@@ -425,6 +580,9 @@ pub fn soak(config: &Config) -> Report {
                         }
                         let plan = Plan::of(config.seed, id);
                         let mut policy = Policy::standard();
+                        if let Some(cap) = config.sabotage_replay_cap {
+                            policy = policy.max_replay_body(cap);
+                        }
                         if plan.spill {
                             policy = policy.spill_to_disk(64 << 10).spill_dir(&spill);
                         }
@@ -470,6 +628,7 @@ pub fn soak(config: &Config) -> Report {
     report.rss_growth_kib = rss_kib() - rss_before;
     for proxy in &proxies {
         report.connections += proxy.stats.connections.load(Ordering::Relaxed);
+        report.exposed += proxy.stats.exposed.load(Ordering::Relaxed);
         for (name, n) in proxy.stats.fired.lock().unwrap().iter() {
             *report.faults.entry(name).or_default() += n;
         }
