@@ -115,5 +115,80 @@ fn decision(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decision);
+/// The network guard's cost per hop: the same 307 decision under each guard,
+/// to a name (which only the address it reaches can tell) and to an IP
+/// literal (classified before sending), and the check of the address a
+/// response came from. No DNS lookup on any of these paths.
+fn guard(c: &mut Criterion) {
+    use redirect_policy::NetworkGuard::{NoEscalation, Off, PublicOnly};
+    let mut group = c.benchmark_group("network guard, one hop");
+    for (name, guard, location) in [
+        ("off, to a name", Off, "https://eu.api.test/v1/objects/42"),
+        (
+            "no-escalation, to a name",
+            NoEscalation,
+            "https://eu.api.test/v1/objects/42",
+        ),
+        (
+            "public-only, to a name",
+            PublicOnly,
+            "https://eu.api.test/v1/objects/42",
+        ),
+        (
+            "off, to an IP literal",
+            Off,
+            "https://93.184.215.14/v1/objects/42",
+        ),
+        (
+            "no-escalation, to an IP literal",
+            NoEscalation,
+            "https://93.184.215.14/v1/objects/42",
+        ),
+        (
+            "public-only, to an IP literal",
+            PublicOnly,
+            "https://93.184.215.14/v1/objects/42",
+        ),
+    ] {
+        let mut response = HeaderMap::new();
+        response.insert(header::LOCATION, HeaderValue::from_static(location));
+        let policy = Policy::standard().network_guard(guard);
+        group.bench_function(name, |b| {
+            b.iter_batched_ref(
+                || {
+                    let url = Url::parse("https://api.test/v1/objects/upload").unwrap();
+                    Chain::new(policy.clone(), Method::PUT, url, request_headers(), true)
+                },
+                |chain| {
+                    black_box(chain.on_response(
+                        StatusCode::TEMPORARY_REDIRECT,
+                        &response,
+                        BodyReplay::Available,
+                    ))
+                },
+                BatchSize::SmallInput,
+            );
+        });
+    }
+    let peer: std::net::SocketAddr = "93.184.215.14:443".parse().unwrap();
+    for (name, guard) in [
+        ("address check, no-escalation", NoEscalation),
+        ("address check, public-only", PublicOnly),
+    ] {
+        let policy = Policy::standard().network_guard(guard);
+        group.bench_function(name, |b| {
+            b.iter_batched_ref(
+                || {
+                    let url = Url::parse("https://api.test/v1/objects/upload").unwrap();
+                    Chain::new(policy.clone(), Method::GET, url, HeaderMap::new(), false)
+                },
+                |chain| black_box(chain.on_peer(peer)),
+                BatchSize::SmallInput,
+            );
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, decision, guard);
 criterion_main!(benches);

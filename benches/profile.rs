@@ -9,6 +9,9 @@
 //! ```
 //!
 //! The per-request cost is the slope: (count at 600 − count at 300) ÷ 300.
+//! SIDE `ours-off` is `ours` with the network guard off
+//! (`NetworkGuard::Off`; `ours` has the default, `NoEscalation`): the
+//! difference of their slopes is what the guard costs a request.
 //! The server runs on the client's current-thread runtime, so that the
 //! counts do not depend on thread timing.
 //! Run with no arguments (as `cargo bench` does) it sends 50 requests per
@@ -48,9 +51,13 @@ fn run(side: &str, hops: u32, n: usize, tasks: usize) {
         let addr = serve_here().await;
         let url = format!("http://{addr}/hop/{hops}");
         let plain = reqwest::Client::builder().build().unwrap();
+        let policy = if side == "ours-off" {
+            Policy::standard().network_guard(redirect_policy::NetworkGuard::Off)
+        } else {
+            Policy::standard()
+        };
         let ours =
-            redirect_policy::Client::from_builder(reqwest::Client::builder(), Policy::standard())
-                .unwrap();
+            redirect_policy::Client::from_builder(reqwest::Client::builder(), policy).unwrap();
         let handles: Vec<_> = (0..tasks)
             .map(|_| {
                 let (plain, ours, url) = (plain.clone(), ours.clone(), url.clone());

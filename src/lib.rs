@@ -108,9 +108,46 @@
 //! | userinfo in a Location (`http://user:pass@host/`) is removed (curl CVE-2018-1000007 is the class of leak) | always | — |
 //! | No Referer is added (reqwest sends the full previous URL; reqwest issue 2522) | always | set one yourself |
 //! | A caller-set `Host` header is removed when the host or port changes | always | — |
+//! | A redirect never leads to an address space more private than the chain started in ([`ErrorKind::PrivateNetwork`]; see "Server-side request forgery") | on | [`Policy::network_guard`], [`Policy::allow_network`] |
 //!
 //! Headers that reqwest itself adds to every request (`ClientBuilder::default_headers`)
 //! are out of this crate's reach: put credentials on the request.
+//!
+//! # Server-side request forgery
+//!
+//! A redirect can point the client anywhere: at `http://169.254.169.254/`
+//! (cloud metadata), at `http://127.0.0.1:2375/`, or at a name that resolves
+//! to a private address. The network guard is on by default, in every preset
+//! and on every adapter. Each address is in an [`AddressSpace`]
+//! (`Public < Private < Local`; the Private Network Access model, IPv6 forms
+//! that embed an IPv4 address included), and [`Policy::network_guard`] says
+//! what a chain may reach:
+//!
+//! | [`NetworkGuard`] | refused |
+//! |---|---|
+//! | [`NoEscalation`](NetworkGuard::NoEscalation) (default) | a redirect to a space more private than the chain's first hop reached (public → 127.0.0.1 or 169.254.169.254); internal → internal still works |
+//! | [`PublicOnly`](NetworkGuard::PublicOnly) | any hop, the first included, that is not public and globally routable (for URLs someone else gave you) |
+//! | [`Off`](NetworkGuard::Off) | nothing |
+//!
+//! [`Policy::allow_network`] exempts a prefix from both rules. A refusal is
+//! [`ErrorKind::PrivateNetwork`], with the refused URL in [`Error::url`] and
+//! the history so far; its message names the spaces, the address and the way
+//! out. A URL rewritten by the hook, and a remembered permanent redirect, are
+//! checked like any other.
+//!
+//! | the hop's host | guard | guarantee |
+//! |---|---|---|
+//! | an IP literal (any form the `url` crate normalises: decimal, octal, hex, short, bracketed or mapped IPv6), `localhost`, a metadata name | any | **refused before sending**, in the engine, the same on every transport |
+//! | a DNS name | `PublicOnly` with a [`PublicResolver`] | **refused before sending**: the resolved addresses are filtered before connecting (no DNS-rebinding window) |
+//! | a DNS name | `NoEscalation` | **response withheld**: the address the response came from is checked (reqwest's `remote_addr`, hyper-util's `HttpInfo`), and a refused response is dropped unread |
+//!
+//! `Client::new` and `blocking::Client::new` install a [`PublicResolver`]
+//! under `PublicOnly`; for `Client::from_builder`, `Client::from_reqwest`,
+//! the middleware's client and a hyper-util `HttpConnector`, plug it in (see
+//! its docs). The default path adds no DNS lookup. Through an HTTP proxy the
+//! peer is the proxy: names are resolved there, only the literal rules apply,
+//! and an address on another port than the URL's is taken for the proxy's,
+//! not the target's ([`Chain::on_peer`]).
 //!
 //! # Features
 //!
@@ -192,6 +229,8 @@ pub(crate) mod body;
 mod follow;
 #[cfg(feature = "reqwest")]
 mod reqwest;
+#[cfg(any(feature = "reqwest", feature = "tower"))]
+mod resolve;
 #[cfg(feature = "tower")]
 mod tower;
 
@@ -199,6 +238,7 @@ pub use engine::chain::{BodyReplay, Chain, Step};
 pub use engine::error::{BoxError, Error, ErrorKind};
 pub use engine::history::{BodyAction, History, Hop};
 pub use engine::hook::{HookAction, HookFuture, NextRequest, Redirect, RedirectHook};
+pub use engine::network::{AddressSpace, NetworkGuard};
 pub use engine::permanent::PermanentRedirects;
 pub use engine::policy::{
     Downgrade, HttpsUpgrade, MethodRule, Policy, UnreplayableBody, DEFAULT_MAX_REDIRECTS,
@@ -208,6 +248,10 @@ pub use engine::policy::{
 #[cfg(any(feature = "reqwest", feature = "tower"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "reqwest", feature = "tower"))))]
 pub use body::ReplayBody;
+
+#[cfg(any(feature = "reqwest", feature = "tower"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "reqwest", feature = "tower"))))]
+pub use resolve::{PublicResolver, SystemResolver};
 
 #[cfg(feature = "reqwest")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]

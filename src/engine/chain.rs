@@ -1,12 +1,15 @@
 //! [`Chain`]: the sans-IO redirect state machine. Request in, response heads
 //! in, next request out. It never touches a socket, a clock or a body.
 
+use std::net::IpAddr;
+
 use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
-use url::Url;
+use url::{Host, Url};
 
 use crate::engine::error::{BoxError, Detail};
 use crate::engine::history::{BodyAction, Hop};
 use crate::engine::hook::NextRequest;
+use crate::engine::network::{self, AddressSpace, NetworkGuard};
 use crate::engine::policy::{Downgrade, HttpsUpgrade, MethodRule, UnreplayableBody};
 use crate::engine::rules::{self, Location};
 use crate::{Error, History, Policy};
@@ -92,6 +95,12 @@ pub struct Chain {
     headers: HeaderMap,
     body: BodyState,
     history: History,
+    /// The address space the chain's first hop reached: known at once for an
+    /// IP literal or a local name, else from the first address a transport
+    /// reports ([`Chain::on_peer`]). Unknown counts as public.
+    start: Option<AddressSpace>,
+    /// Whether a transport has reported the address of any hop yet.
+    peer_seen: bool,
 }
 
 impl Chain {
@@ -109,6 +118,13 @@ impl Chain {
         headers: HeaderMap,
         has_body: bool,
     ) -> Self {
+        let start = match policy.guard() {
+            NetworkGuard::Off => None,
+            _ => url
+                .host()
+                .and_then(|host| network::space_of_host(&host))
+                .map(|(space, _)| space),
+        };
         let mut chain = Self {
             policy,
             method,
@@ -120,6 +136,8 @@ impl Chain {
                 BodyState::None
             },
             history: History::default(),
+            start,
+            peer_seen: false,
         };
         chain.apply_remembered();
         chain
@@ -183,12 +201,121 @@ impl Chain {
         {
             return Err(self.error(Detail::InsecureRedirect).with_url(next.url));
         }
+        if next.url != self.url {
+            if let Some(detail) = self.refusal(&next.url, false) {
+                return Err(self.error(detail).with_url(next.url));
+            }
+        }
         self.headers = next.headers;
         if next.url != self.url {
             self.history.set_last_next(next.url.clone());
             self.url = next.url;
         }
         Ok(())
+    }
+
+    /// Why the network guard refuses to send a request to `url`, where its
+    /// host alone tells (an IP literal, a local or metadata name); `None`
+    /// where it lets it go, or where only the address a name resolves to can
+    /// tell ([`Chain::on_peer`]). `first`: the chain's first hop, which only
+    /// [`NetworkGuard::PublicOnly`] checks.
+    fn refusal(&self, url: &Url, first: bool) -> Option<Detail> {
+        let guard = self.policy.guard();
+        if guard == NetworkGuard::Off {
+            return None;
+        }
+        let (space, ip) = network::space_of_host(&url.host()?)?;
+        if ip.is_some_and(|ip| self.policy.is_allowed(ip)) {
+            return None;
+        }
+        let addr = || {
+            ip.map_or_else(
+                || url.host_str().unwrap_or_default().to_owned(),
+                |ip| ip.to_string(),
+            )
+        };
+        match guard {
+            NetworkGuard::PublicOnly => {
+                let global = ip.map_or(space == AddressSpace::Public, network::is_global);
+                (!global).then(|| Detail::NotPublic {
+                    to: network::words(space),
+                    addr: addr(),
+                })
+            }
+            _ if first => None,
+            _ => {
+                let from = self.start.unwrap_or(AddressSpace::Public);
+                (space > from).then(|| Detail::Escalation {
+                    from,
+                    to: space,
+                    addr: addr(),
+                })
+            }
+        }
+    }
+
+    /// For transports, before the first request is sent: under
+    /// [`NetworkGuard::PublicOnly`], a first URL whose host is an IP literal
+    /// that is not public and global, or a local name, is refused
+    /// ([`ErrorKind::PrivateNetwork`](crate::ErrorKind::PrivateNetwork)).
+    pub fn check_first_hop(&self) -> Result<(), Error> {
+        match self.refusal(&self.url, true) {
+            None => Ok(()),
+            Some(detail) => Err(self.error(detail).with_url(self.url.clone())),
+        }
+    }
+
+    /// For transports: the address that the response to the current request
+    /// came from, fed in before its head ([`Chain::on_response`]), final or
+    /// not. The network guard checks it: the first one reported tells where
+    /// the chain starts (for a host that is a name); under
+    /// [`NetworkGuard::NoEscalation`] a later one may be no more private,
+    /// under [`NetworkGuard::PublicOnly`] every one must be public and
+    /// global. A refusal is an
+    /// [`ErrorKind::PrivateNetwork`](crate::ErrorKind::PrivateNetwork) error,
+    /// and the transport drops the response unread.
+    ///
+    /// An address that cannot be the host's is a proxy's, and is not
+    /// checked: one on another port than the URL's, or other than the URL's
+    /// IP literal. (A proxy on the target's own port counts as the target:
+    /// exempt its address with [`Policy::allow_network`].)
+    pub fn on_peer(&mut self, peer: std::net::SocketAddr) -> Result<(), Error> {
+        let guard = self.policy.guard();
+        if guard == NetworkGuard::Off
+            || Some(peer.port()) != self.url.port_or_known_default()
+            || matches!(self.url.host(), Some(Host::Ipv4(v4)) if IpAddr::V4(v4) != peer.ip())
+            || matches!(self.url.host(), Some(Host::Ipv6(v6)) if IpAddr::V6(v6) != peer.ip())
+        {
+            return Ok(());
+        }
+        let ip = peer.ip();
+        let space = AddressSpace::of(ip);
+        let first = !std::mem::replace(&mut self.peer_seen, true);
+        if first && self.start.is_none() {
+            self.start = Some(space);
+        }
+        if self.policy.is_allowed(ip) {
+            return Ok(());
+        }
+        let detail = match guard {
+            NetworkGuard::PublicOnly if !network::is_global(ip) => Detail::NotPublic {
+                to: network::words(space),
+                addr: ip.to_string(),
+            },
+            NetworkGuard::NoEscalation if !first => {
+                let from = self.start.unwrap_or(AddressSpace::Public);
+                if space <= from {
+                    return Ok(());
+                }
+                Detail::Escalation {
+                    from,
+                    to: space,
+                    addr: ip.to_string(),
+                }
+            }
+            _ => return Ok(()),
+        };
+        Err(self.error(detail).with_url(self.url.clone()))
     }
 
     /// The method of the request to send, borrowed.
@@ -255,9 +382,22 @@ impl Chain {
     /// For transports: an [`ErrorKind::Request`](crate::ErrorKind::Request)
     /// error for the current request, with the history so far and `source`
     /// (the transport's own error) as its source.
+    ///
+    /// A source that says a [`PublicResolver`](crate::PublicResolver) refused
+    /// every address of the host gives
+    /// [`ErrorKind::PrivateNetwork`](crate::ErrorKind::PrivateNetwork)
+    /// instead: nothing was sent.
     #[must_use]
     pub fn request_error(&self, source: impl Into<BoxError>) -> Error {
-        self.error(Detail::Request(source.into()))
+        let source = source.into();
+        if let Some(name) = network::NotPublicName::in_chain(source.as_ref()) {
+            let detail = Detail::NotPublic {
+                to: network::words(name.space()),
+                addr: name.describe(),
+            };
+            return self.error(detail).with_url(self.url.clone());
+        }
+        self.error(Detail::Request(source))
             .with_url(self.url.clone())
     }
 
@@ -370,6 +510,9 @@ impl Chain {
         if self.history.len() >= self.policy.max_redirects_limit() {
             let max = self.policy.max_redirects_limit();
             return Err(fail(self, Detail::TooManyRedirects { max }, &next));
+        }
+        if let Some(detail) = self.refusal(&next, false) {
+            return Err(fail(self, detail, &next));
         }
 
         let mut stripped = Vec::new();
@@ -764,5 +907,160 @@ mod tests {
         let err = s.respond(301, "/2").unwrap_err();
         assert_eq!(err.kind(), ErrorKind::TooManyRedirects);
         assert_eq!(err.location().unwrap(), "/2");
+    }
+
+    fn guarded(guard: NetworkGuard, url: &str) -> Scenario {
+        Scenario::new(Policy::standard().network_guard(guard), "POST", url)
+    }
+
+    fn peer(text: &str) -> std::net::SocketAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn no_escalation_refuses_a_more_private_literal_before_sending() {
+        for target in [
+            "http://127.0.0.1/admin",
+            "http://10.0.0.5/",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://0.0.0.0:6379/",
+            "http://localhost/",
+            "http://metadata.google.internal/",
+            "http://2130706433/",
+        ] {
+            let mut s = guarded(NetworkGuard::NoEscalation, "http://93.184.215.14/start");
+            let err = s.respond(307, target).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::PrivateNetwork, "{target}");
+            assert_eq!(
+                err.url().unwrap().as_str(),
+                Url::parse(target).unwrap().as_str()
+            );
+            let message = err.to_string();
+            assert!(message.contains("from a public address"), "{message}");
+            assert!(message.contains("Policy::allow_network"), "{message}");
+            assert!(message.contains("NetworkGuard::Off"), "{message}");
+            assert!(err.history().is_empty(), "{target}: nothing was followed");
+        }
+        let mut s = guarded(NetworkGuard::NoEscalation, "http://93.184.215.14/start");
+        let err = s.respond(302, "http://169.254.169.254/").unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "redirect from a public address to a private one (169.254.169.254) refused; \
+                 allow it with Policy::allow_network, or turn the guard off with NetworkGuard::Off"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn no_escalation_follows_within_a_space_and_to_public() {
+        for (from, to) in [
+            ("http://10.0.0.5/", "http://10.1.2.3/"),
+            ("http://10.0.0.5/", "http://192.168.0.9/"),
+            ("http://127.0.0.1:8080/", "http://127.0.0.1:9090/"),
+            ("http://127.0.0.1/", "http://10.0.0.5/"),
+            ("http://localhost/", "http://[::1]/"),
+            ("http://10.0.0.5/", "http://93.184.215.14/"),
+        ] {
+            let mut s = guarded(NetworkGuard::NoEscalation, from);
+            assert_eq!(s.respond(307, to).unwrap(), Step::Follow, "{from} -> {to}");
+        }
+        // A private start may not go on to the local host.
+        let mut s = guarded(NetworkGuard::NoEscalation, "http://10.0.0.5/");
+        assert_eq!(
+            s.respond(307, "http://127.0.0.1/").unwrap_err().kind(),
+            ErrorKind::PrivateNetwork
+        );
+        // ... unless the local network is exempt.
+        let policy = Policy::standard().allow_network("127.0.0.0".parse().unwrap(), 8);
+        let mut s = Scenario::new(policy, "GET", "http://10.0.0.5/");
+        assert_eq!(s.respond(307, "http://127.0.0.1/").unwrap(), Step::Follow);
+    }
+
+    #[test]
+    fn a_named_start_is_where_its_first_answer_came_from() {
+        // Unknown (no address reported): public, so a literal is refused.
+        let mut s = guarded(NetworkGuard::NoEscalation, "http://api.internal/");
+        assert!(s.respond(307, "http://10.0.0.5/").is_err());
+        // The first answer came from a private address: private to private.
+        let mut s = guarded(NetworkGuard::NoEscalation, "http://api.internal/");
+        s.chain.on_peer(peer("10.9.9.9:80")).unwrap();
+        assert_eq!(s.respond(307, "http://10.0.0.5/").unwrap(), Step::Follow);
+        // A public first answer: a later name answered from 10.x is withheld.
+        let mut s = guarded(NetworkGuard::NoEscalation, "http://example.com/");
+        s.chain.on_peer(peer("93.184.215.14:80")).unwrap();
+        assert_eq!(
+            s.respond(307, "http://evil.example/").unwrap(),
+            Step::Follow
+        );
+        let err = s.chain.on_peer(peer("10.0.0.5:80")).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::PrivateNetwork);
+        assert_eq!(err.url().unwrap().as_str(), "http://evil.example/");
+        assert_eq!(err.history().len(), 1);
+        // An address on another port is a proxy's: not the target's.
+        let mut s = guarded(NetworkGuard::NoEscalation, "http://example.com/");
+        s.chain.on_peer(peer("93.184.215.14:80")).unwrap();
+        s.respond(307, "http://other.example/").unwrap();
+        s.chain.on_peer(peer("10.0.0.1:3128")).unwrap();
+    }
+
+    #[test]
+    fn public_only_checks_every_hop_the_first_included() {
+        let s = guarded(NetworkGuard::PublicOnly, "http://10.0.0.5/");
+        let err = s.chain.check_first_hop().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::PrivateNetwork);
+        assert!(err.to_string().contains("PublicOnly"), "{err}");
+        let s = guarded(NetworkGuard::PublicOnly, "http://203.0.113.5/");
+        assert!(s.chain.check_first_hop().is_err(), "documentation range");
+        let s = guarded(NetworkGuard::PublicOnly, "http://example.com/");
+        s.chain.check_first_hop().unwrap();
+        let mut s = guarded(NetworkGuard::PublicOnly, "http://example.com/");
+        assert!(s.chain.on_peer(peer("10.0.0.5:80")).is_err());
+        let mut s = guarded(NetworkGuard::PublicOnly, "http://93.184.215.14/");
+        s.chain.check_first_hop().unwrap();
+        assert!(s.respond(307, "http://198.18.0.1/").is_err());
+        // Exempt: allowed, first hop and later.
+        let policy = Policy::standard()
+            .network_guard(NetworkGuard::PublicOnly)
+            .allow_network("203.0.113.0".parse().unwrap(), 24);
+        let mut s = Scenario::new(policy, "GET", "http://203.0.113.5/");
+        s.chain.check_first_hop().unwrap();
+        s.chain.on_peer(peer("203.0.113.5:80")).unwrap();
+        assert_eq!(s.respond(307, "http://203.0.113.9/").unwrap(), Step::Follow);
+        assert!(s.respond(307, "http://10.0.0.5/").is_err());
+    }
+
+    #[test]
+    fn off_refuses_nothing_and_no_escalation_never_refuses_the_first_hop() {
+        let mut s = guarded(NetworkGuard::Off, "http://93.184.215.14/");
+        s.chain.check_first_hop().unwrap();
+        assert_eq!(s.respond(307, "http://127.0.0.1/").unwrap(), Step::Follow);
+        let mut s = guarded(NetworkGuard::NoEscalation, "http://127.0.0.1/");
+        s.chain.check_first_hop().unwrap();
+        s.chain.on_peer(peer("127.0.0.1:80")).unwrap();
+    }
+
+    #[test]
+    fn a_hook_edit_and_a_remembered_target_are_checked_too() {
+        let mut s = guarded(NetworkGuard::NoEscalation, "http://93.184.215.14/");
+        s.respond(307, "http://93.184.215.15/").unwrap();
+        let mut next = s.chain.next_request();
+        next.url = Url::parse("http://169.254.169.254/").unwrap();
+        let err = s.chain.apply_edits(next).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::PrivateNetwork);
+        // A remembered redirect into a private address is not taken: the
+        // server is asked again (and its answer checked as any other).
+        let memory = crate::PermanentRedirects::new(16, std::time::Duration::from_secs(60));
+        let url = Url::parse("http://93.184.215.14/old").unwrap();
+        memory.remember(
+            StatusCode::PERMANENT_REDIRECT,
+            &url,
+            &Url::parse("http://10.0.0.5/new").unwrap(),
+        );
+        let policy = Policy::standard().permanent_redirects(memory);
+        let chain = Chain::new(policy, Method::GET, url.clone(), HeaderMap::new(), false);
+        assert_eq!(chain.url(), &url);
+        assert!(chain.history().is_empty());
     }
 }

@@ -5,7 +5,7 @@ use std::fmt;
 use http::{HeaderValue, StatusCode};
 use url::Url;
 
-use crate::History;
+use crate::{AddressSpace, History};
 
 /// A boxed error, as transports give them.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -63,6 +63,20 @@ pub enum ErrorKind {
     /// The final response had an error status and `error_for_status` was
     /// asked for; [`Error::status`] gives it.
     Status,
+    /// The network guard refused a hop: under
+    /// [`NetworkGuard::NoEscalation`](crate::NetworkGuard::NoEscalation) (the
+    /// default) a redirect led to an address space more private than the
+    /// chain's first hop reached (a public server redirecting to 127.0.0.1 or
+    /// 169.254.169.254); under
+    /// [`NetworkGuard::PublicOnly`](crate::NetworkGuard::PublicOnly) a hop
+    /// would reach an address that is not public and global. An IP literal or
+    /// a local name is refused before anything is sent to it; a name is
+    /// checked against the address that answered, and the response is
+    /// withheld unread. [`Error::url`] is the refused URL, and the history is
+    /// the chain so far. Exempt a network with
+    /// [`Policy::allow_network`](crate::Policy::allow_network), or turn the
+    /// guard off with [`NetworkGuard::Off`](crate::NetworkGuard::Off).
+    PrivateNetwork,
 }
 
 /// The detail behind a kind: the words of the message, and any source.
@@ -146,6 +160,21 @@ pub(crate) enum Detail {
     #[cfg_attr(not(feature = "reqwest"), allow(dead_code))] // made by the reqwest adapter only
     #[error("HTTP status {}", status_words(*.0))]
     Status(StatusCode, #[source] BoxError),
+    #[error(
+        "redirect from a {from} address to a {to} one ({addr}) refused; allow it with \
+         Policy::allow_network, or turn the guard off with NetworkGuard::Off"
+    )]
+    Escalation {
+        from: AddressSpace,
+        to: AddressSpace,
+        addr: String,
+    },
+    #[error(
+        "request to a {to} address ({addr}) refused: NetworkGuard::PublicOnly lets a chain reach \
+         public, globally routable addresses only; allow it with Policy::allow_network, or \
+         choose NetworkGuard::NoEscalation or NetworkGuard::Off"
+    )]
+    NotPublic { to: &'static str, addr: String },
 }
 
 /// reqwest's words for an error status: "client error (404 Not Found)".
@@ -178,6 +207,7 @@ impl Detail {
             | Detail::RedirectedBelow(_) => ErrorKind::Builder,
             Detail::Decode(_) => ErrorKind::Decode,
             Detail::Status(..) => ErrorKind::Status,
+            Detail::Escalation { .. } | Detail::NotPublic { .. } => ErrorKind::PrivateNetwork,
         }
     }
 }
@@ -326,6 +356,13 @@ impl Error {
                 | ErrorKind::SchemeNotAllowed
                 | ErrorKind::InsecureRedirect
         )
+    }
+
+    /// True for [`ErrorKind::PrivateNetwork`]: the network guard refused a
+    /// hop.
+    #[must_use]
+    pub fn is_private_network(&self) -> bool {
+        self.kind() == ErrorKind::PrivateNetwork
     }
 
     /// True for [`ErrorKind::Status`] (from `error_for_status`).

@@ -6,6 +6,7 @@ pub(crate) mod chain;
 pub(crate) mod error;
 pub(crate) mod history;
 pub(crate) mod hook;
+pub(crate) mod network;
 pub(crate) mod permanent;
 pub(crate) mod policy;
 pub(crate) mod rules;

@@ -11,6 +11,7 @@ use http::{HeaderName, StatusCode};
 use url::Url;
 
 use crate::engine::hook::{HookName, RedirectHook};
+use crate::engine::network::{Network, NetworkGuard};
 use crate::PermanentRedirects;
 
 /// The default limit on redirects in one chain: reqwest's number, so that the
@@ -134,6 +135,8 @@ struct Settings {
     /// Where spill files go; `None`: `std::env::temp_dir()`.
     #[cfg(feature = "spill")]
     spill_dir: Option<Arc<std::path::Path>>,
+    guard: NetworkGuard,
+    allowed: Vec<Network>,
 }
 
 impl fmt::Debug for Policy {
@@ -151,6 +154,16 @@ impl fmt::Debug for Policy {
             .field("permanent", &self.settings.permanent)
             .field("spill_after", &self.settings.spill_after)
             .field("spill_dir", &self.spill_dir_field())
+            .field("network_guard", &self.settings.guard)
+            .field(
+                "allowed_networks",
+                &self
+                    .settings
+                    .allowed
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -178,6 +191,8 @@ impl Policy {
             spill_after: None,
             #[cfg(feature = "spill")]
             spill_dir: None,
+            guard: NetworkGuard::default(),
+            allowed: Vec::new(),
         };
         Self {
             settings: Arc::new(settings),
@@ -280,6 +295,63 @@ impl Policy {
             self.set().sensitive.push(name);
         }
         self
+    }
+
+    /// Which addresses the hops of a chain may reach (server-side request
+    /// forgery through redirects): [`NetworkGuard::NoEscalation`] by default,
+    /// in every preset. See the crate docs, "Server-side request forgery".
+    ///
+    /// ```
+    /// use redirect_policy::{NetworkGuard, Policy};
+    ///
+    /// // A webhook sender: every hop, the first one too, must be public.
+    /// let policy = Policy::standard().network_guard(NetworkGuard::PublicOnly);
+    /// assert_eq!(policy.guard(), NetworkGuard::PublicOnly);
+    /// ```
+    #[must_use]
+    pub fn network_guard(mut self, guard: NetworkGuard) -> Self {
+        self.set().guard = guard;
+        self
+    }
+
+    /// Exempt the prefix `addr/prefix_len` from the network guard, under
+    /// both [`NetworkGuard::NoEscalation`] and [`NetworkGuard::PublicOnly`]:
+    /// for example an internal API range that public servers may redirect
+    /// to, or the address of a proxy. A `prefix_len` past the address's
+    /// width (32 or 128) counts as the whole address.
+    ///
+    /// ```
+    /// use std::net::{IpAddr, Ipv4Addr};
+    /// use redirect_policy::Policy;
+    ///
+    /// let policy = Policy::standard().allow_network(IpAddr::V4(Ipv4Addr::new(10, 20, 0, 0)), 16);
+    /// assert_eq!(policy.allowed_networks().len(), 1);
+    /// ```
+    #[must_use]
+    pub fn allow_network(mut self, addr: std::net::IpAddr, prefix_len: u8) -> Self {
+        let network = Network::new(addr, prefix_len);
+        if !self.settings.allowed.contains(&network) {
+            self.set().allowed.push(network);
+        }
+        self
+    }
+
+    /// The network guard set with [`Policy::network_guard`].
+    #[must_use]
+    pub fn guard(&self) -> NetworkGuard {
+        self.settings.guard
+    }
+
+    /// The prefixes exempted with [`Policy::allow_network`], as
+    /// `(address, prefix length)`.
+    #[must_use]
+    pub fn allowed_networks(&self) -> Vec<(std::net::IpAddr, u8)> {
+        self.settings.allowed.iter().map(|n| n.parts()).collect()
+    }
+
+    /// Whether `ip` is in a prefix exempted with [`Policy::allow_network`].
+    pub(crate) fn is_allowed(&self, ip: std::net::IpAddr) -> bool {
+        self.settings.allowed.iter().any(|n| n.contains(ip))
     }
 
     /// Trust an origin: credentials may follow a redirect to it. This is

@@ -52,7 +52,10 @@ impl fmt::Debug for Client {
 
 impl Client {
     /// A client with reqwest's default settings and `policy`, but for
-    /// reqwest's own retry, which is off as in [`crate::Client::new`].
+    /// reqwest's own retry, which is off as in [`crate::Client::new`]. Under
+    /// [`NetworkGuard::PublicOnly`](crate::NetworkGuard::PublicOnly) it
+    /// resolves names through a [`PublicResolver`](crate::PublicResolver),
+    /// as [`crate::Client::new`] does.
     ///
     /// # Panics
     ///
@@ -61,11 +64,8 @@ impl Client {
     #[must_use]
     pub fn new(policy: Policy) -> Self {
         #[allow(clippy::expect_used)] // documented panic, same as reqwest::blocking::Client::new
-        Self::from_builder(
-            reqwest::Client::builder().retry(reqwest::retry::never()),
-            policy,
-        )
-        .expect("could not build the client")
+        Self::from_builder(crate::reqwest::client::default_builder(&policy), policy)
+            .expect("could not build the client")
     }
 
     /// A client from a configured (async) `reqwest::ClientBuilder`.

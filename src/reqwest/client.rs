@@ -169,6 +169,17 @@ impl Default for Client {
     }
 }
 
+/// reqwest's default builder as [`Client::new`] and `blocking::Client::new`
+/// start from: its own retry off, and under `PublicOnly` a
+/// [`PublicResolver`](crate::PublicResolver).
+pub(crate) fn default_builder(policy: &Policy) -> reqwest::ClientBuilder {
+    let builder = reqwest::Client::builder().retry(reqwest::retry::never());
+    if policy.guard() == crate::NetworkGuard::PublicOnly {
+        return builder.dns_resolver(crate::PublicResolver::new(policy));
+    }
+    builder
+}
+
 impl Client {
     /// A client with reqwest's default settings and `policy`, but for its
     /// retry.
@@ -183,14 +194,15 @@ impl Client {
     /// whatever its method, and hyper reports that `GOAWAY` for some requests
     /// the server has processed. This crate re-sends what the server refused
     /// by its own rule instead (crate docs, "Faults: what is sent again").
+    ///
+    /// Under [`NetworkGuard::PublicOnly`](crate::NetworkGuard::PublicOnly)
+    /// it resolves names through a [`PublicResolver`](crate::PublicResolver):
+    /// no connection is made to an address the guard refuses.
     #[must_use]
     pub fn new(policy: Policy) -> Self {
         #[allow(clippy::expect_used)] // documented panic, same as reqwest::Client::new
-        Self::from_builder(
-            reqwest::Client::builder().retry(reqwest::retry::never()),
-            policy,
-        )
-        .expect("could not build the reqwest client")
+        Self::from_builder(default_builder(&policy), policy)
+            .expect("could not build the reqwest client")
     }
 
     /// A client from a configured `reqwest::ClientBuilder`. Its own redirect

@@ -104,7 +104,7 @@ impl Transport for Stack<'_, '_> {
         Ok(transport::hop(next))
     }
 
-    fn drain(response: reqwest::Response) -> impl std::future::Future<Output = ()> + Send {
+    fn drain(response: reqwest::Response) -> impl std::future::Future<Output = bool> + Send {
         transport::drain(response)
     }
 
@@ -124,7 +124,21 @@ impl Transport for Stack<'_, '_> {
         crate::follow::refused::by_peer(error)
     }
 
-    fn send_failed(_chain: &Chain, error: reqwest_middleware::Error) -> reqwest_middleware::Error {
+    /// A transport error goes on as the stack made it, but for a
+    /// `PublicResolver`'s refusal, which is the network guard's
+    /// ([`ErrorKind::PrivateNetwork`](crate::ErrorKind::PrivateNetwork)).
+    fn send_failed(chain: &Chain, error: reqwest_middleware::Error) -> reqwest_middleware::Error {
+        let refused = match &error {
+            reqwest_middleware::Error::Reqwest(e) => {
+                crate::engine::network::NotPublicName::in_chain(e).is_some()
+            }
+            reqwest_middleware::Error::Middleware(e) => {
+                crate::engine::network::NotPublicName::in_chain(e.as_ref()).is_some()
+            }
+        };
+        if refused {
+            return reqwest_middleware::Error::middleware(chain.request_error(error));
+        }
         error
     }
 

@@ -29,6 +29,10 @@ impl Answer for reqwest::Response {
     fn url(&self) -> Option<&url::Url> {
         Some(reqwest::Response::url(self))
     }
+
+    fn remote_addr(&self) -> Option<std::net::SocketAddr> {
+        reqwest::Response::remote_addr(self)
+    }
 }
 
 impl From<ReplayBody<reqwest::Body>> for reqwest::Body {
@@ -128,14 +132,21 @@ pub(crate) fn hop(hop: Hop<'_, reqwest::Body>) -> reqwest::Request {
 /// Read a small 3xx body of known length so that its connection goes back
 /// to the pool. A large body, or one of unknown length (which a server could
 /// trickle for ever), is dropped unread, and its connection closed.
-pub(crate) async fn drain(mut response: reqwest::Response) {
+pub(crate) async fn drain(mut response: reqwest::Response) -> bool {
     if response
         .content_length()
         .is_none_or(|len| len > DRAIN_LIMIT)
     {
-        return;
+        return false;
     }
-    while let Ok(Some(_)) = response.chunk().await {}
+    loop {
+        match response.chunk().await {
+            Ok(Some(_)) => {}
+            Ok(None) => return false,
+            // The request's timeout is what was left of the chain's.
+            Err(e) => return e.is_timeout(),
+        }
+    }
 }
 
 /// Attach the history, and give the final URL back its fragment, which
@@ -205,7 +216,7 @@ impl Transport for reqwest::Client {
         Ok(hop(next))
     }
 
-    fn drain(response: reqwest::Response) -> impl Future<Output = ()> + Send {
+    fn drain(response: reqwest::Response) -> impl Future<Output = bool> + Send {
         drain(response)
     }
 

@@ -239,8 +239,12 @@ where
                     };
                     match first {
                         // Not redirected: the answer as the loop gives it,
-                        // with an empty history; the body goes on as it is.
+                        // with an empty history; the body goes on as it is
+                        // (unless the network guard withholds it).
                         Ok(response) if !response.status().is_redirection() => {
+                            if let Err(error) = rest.chain.check_peer(&response) {
+                                return Poll::Ready(Err(error));
+                            }
                             return Poll::Ready(Ok(Tower::<S, B, ResBody>::finish(
                                 response,
                                 History::default(),
@@ -374,7 +378,8 @@ where
         parts.uri.clone(),
         parts.headers.clone(),
         body.is_some(),
-    )?;
+    )?
+    .check_first_hop()?;
     let extensions = parts.extensions.clone();
     let version = parts.version;
     Ok((
@@ -418,6 +423,14 @@ impl<ResBody> Answer for Response<ResBody> {
 
     fn headers(&self) -> &HeaderMap {
         Response::headers(self)
+    }
+
+    /// hyper-util's legacy client puts the connection's `HttpInfo` in every
+    /// response's extensions.
+    fn remote_addr(&self) -> Option<std::net::SocketAddr> {
+        self.extensions()
+            .get::<hyper_util::client::legacy::connect::HttpInfo>()
+            .map(hyper_util::client::legacy::connect::HttpInfo::remote_addr)
     }
 }
 
@@ -480,7 +493,7 @@ where
         Ok(request)
     }
 
-    fn drain(response: Self::Response) -> impl Future<Output = ()> + Send {
+    fn drain(response: Self::Response) -> impl Future<Output = bool> + Send {
         drain(response.into_body())
     }
 
@@ -539,13 +552,15 @@ where
 }
 
 /// Read a small 3xx body of known length so that its connection goes back
-/// to the pool; drop any other unread.
-async fn drain<ResBody: Body + Send>(body: ResBody) {
+/// to the pool; drop any other unread. (No hop timeout on this path: never
+/// `true`.)
+async fn drain<ResBody: Body + Send>(body: ResBody) -> bool {
     if body.size_hint().exact().is_none_or(|len| len > DRAIN_LIMIT) {
-        return;
+        return false;
     }
     let mut body = std::pin::pin!(body);
     while let Some(Ok(_)) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {}
+    false
 }
 
 #[cfg(test)]

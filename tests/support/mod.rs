@@ -276,7 +276,12 @@ where
 
 impl Server {
     pub fn start() -> Self {
-        Self::start_with(None, 0)
+        Self::start_with(None, LOOPBACK, 0)
+    }
+
+    /// A server on `ip` (an address of this network namespace), any port.
+    pub fn start_at(ip: std::net::IpAddr) -> Self {
+        Self::start_with(None, ip, 0)
     }
 
     /// A server on a fixed port (for default-port rules: 80 and 443). Fails
@@ -285,18 +290,22 @@ impl Server {
         // Probe first, so that a busy or privileged port is an error here,
         // not a panic on the server thread.
         drop(std::net::TcpListener::bind(("127.0.0.1", port))?);
-        Ok(Self::start_with(cert.map(TestCert::acceptor), port))
+        Ok(Self::start_with(
+            cert.map(TestCert::acceptor),
+            LOOPBACK,
+            port,
+        ))
     }
 
     /// An https server with `cert`.
     pub fn start_tls(cert: &TestCert) -> Self {
-        Self::start_with(Some(cert.acceptor()), 0)
+        Self::start_with(Some(cert.acceptor()), LOOPBACK, 0)
     }
 
-    fn start_with(tls: Option<tokio_rustls::TlsAcceptor>, port: u16) -> Self {
+    fn start_with(tls: Option<tokio_rustls::TlsAcceptor>, ip: std::net::IpAddr, port: u16) -> Self {
         let scheme = if tls.is_some() { "https" } else { "http" };
         let state = Arc::new(Mutex::new(State::default()));
-        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let listener = std::net::TcpListener::bind((ip, port)).unwrap();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, mut rx) = oneshot::channel::<()>();
@@ -766,6 +775,8 @@ pub fn wait_until(within: Duration, mut done: impl FnMut() -> bool) -> bool {
     }
     true
 }
+
+const LOOPBACK: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
 /// A test that cannot run here (no `/proc`, no root for a port or a network
 /// namespace) calls this and returns. Under CI (`CI` set) it fails instead:
