@@ -447,18 +447,7 @@ fn memory(base: &str) {
         let gib = 1024 * MIB;
         common::DIGESTS.lock().unwrap().clear();
         let peak = peak_kib("spill", 1, gib, base, 2 * gib);
-        let expected = common::pattern_digest(gib);
-        let digests = common::DIGESTS.lock().unwrap().clone();
-        assert_eq!(
-            digests.get(&1),
-            Some(&expected),
-            "the first hop's body differs"
-        );
-        assert_eq!(
-            digests.get(&0),
-            Some(&expected),
-            "the replayed body differs"
-        );
+        let expected = common::assert_both_hops_got_the_pattern(gib);
         println!(
             "\n1 GiB streamed PUT through one 307, spilling past 8 MiB: peak RSS {:.1} MiB (target ≤ 64 MiB); \
              both hops' bodies have the SHA-256 of the position-dependent pattern sent ({}…)",

@@ -407,18 +407,7 @@ fn memory(base: &str) {
         .trim()
         .parse()
         .unwrap();
-    let expected = common::pattern_digest(1024 * 1024 * 1024);
-    let digests = common::DIGESTS.lock().unwrap().clone();
-    assert_eq!(
-        digests.get(&1),
-        Some(&expected),
-        "the first hop's body differs"
-    );
-    assert_eq!(
-        digests.get(&0),
-        Some(&expected),
-        "the replayed body differs"
-    );
+    let expected = common::assert_both_hops_got_the_pattern(1024 * 1024 * 1024);
     println!(
         "## Memory through the layer\n\n1 GiB streamed PUT through one 307, spilling past 8 MiB: \
          peak RSS {:.1} MiB (target ≤ 64 MiB); both hops' bodies have the SHA-256 of the \

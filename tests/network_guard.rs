@@ -28,7 +28,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use redirect_policy::{
     ErrorKind, FollowRedirectsMiddleware, History, NetworkGuard, Policy, PublicResolver, ReplayBody,
 };
-use support::{pattern, Reply, Server, Upload};
+use support::{pattern, Adapter, Reply, Server, Upload, ADAPTERS};
 
 /// Set for the run inside the namespace.
 const INSIDE: &str = "REDIRECT_POLICY_NETNS";
@@ -93,21 +93,6 @@ fn the_guard_holds_on_real_sockets_in_a_network_namespace() {
         "the inner test did not run: {stdout}"
     );
 }
-
-#[derive(Clone, Copy, Debug)]
-enum Adapter {
-    Client,
-    Middleware,
-    Blocking,
-    Tower,
-}
-
-const ADAPTERS: [Adapter; 4] = [
-    Adapter::Client,
-    Adapter::Middleware,
-    Adapter::Blocking,
-    Adapter::Tower,
-];
 
 /// What the caller got: the final status and the number of hops followed,
 /// or the error's kind, URL and history length.

@@ -23,27 +23,12 @@ use http::{Method, StatusCode};
 use proptest::prelude::*;
 use redirect_policy::{ErrorKind, FollowRedirectsMiddleware, Policy, UnreplayableBody};
 use support::{
-    pattern, slow_stream, stream_with_empty_chunks, tracked_stream, wait_until, BodyEnd, Read,
-    Reply, Seen, Server, Upload,
+    pattern, slow_stream, stream_with_empty_chunks, tracked_stream, wait_until, Adapter, BodyEnd,
+    Read, Reply, Seen, Server, Upload, ADAPTERS,
 };
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * 1024;
-
-#[derive(Clone, Copy, Debug)]
-enum Adapter {
-    Client,
-    Middleware,
-    Blocking,
-    Tower,
-}
-
-const ADAPTERS: [Adapter; 4] = [
-    Adapter::Client,
-    Adapter::Middleware,
-    Adapter::Blocking,
-    Adapter::Tower,
-];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Proto {

@@ -52,6 +52,24 @@ pub(crate) fn pattern_digest(len: usize) -> String {
     hex(&hasher.finalize())
 }
 
+/// Both hops of a `/digest/hop/1` chain (the 307 and the replay) had the
+/// first `len` bytes of the pattern, exactly; the expected digest, in hex.
+pub(crate) fn assert_both_hops_got_the_pattern(len: usize) -> String {
+    let expected = pattern_digest(len);
+    let digests = DIGESTS.lock().unwrap().clone();
+    assert_eq!(
+        digests.get(&1),
+        Some(&expected),
+        "the first hop's body differs"
+    );
+    assert_eq!(
+        digests.get(&0),
+        Some(&expected),
+        "the replayed body differs"
+    );
+    expected
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().fold(String::new(), |mut out, b| {
         use std::fmt::Write as _;

@@ -792,3 +792,20 @@ pub fn skip_or_fail(what: &str) {
     let line = format!("\nSKIPPED (set CI=1 to make this a failure): {what}\n");
     let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
 }
+
+/// The four ways to drive the shared loop, for tests that run a case
+/// through each.
+#[derive(Clone, Copy, Debug)]
+pub enum Adapter {
+    Client,
+    Middleware,
+    Blocking,
+    Tower,
+}
+
+pub const ADAPTERS: [Adapter; 4] = [
+    Adapter::Client,
+    Adapter::Middleware,
+    Adapter::Blocking,
+    Adapter::Tower,
+];
