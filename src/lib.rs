@@ -26,6 +26,7 @@
 //! | reqwest code | `Client` in place of `reqwest::Client` | `reqwest` (default) |
 //! | a reqwest-middleware stack | `FollowRedirectsMiddleware` | `middleware` |
 //! | code that does not run async | `blocking::Client` | `blocking` |
+//! | ureq 3 code, or no tokio at all | [`ureq::Agent`] in place of `ureq::Agent` | `ureq` (no tokio, hyper or reqwest) |
 //! | an SDK on hyper-util / tower | `FollowRedirectLayer`, `FollowRedirect` | `tower` (no reqwest) |
 //! | another transport | drive [`Chain`] yourself | none (`default-features = false`) |
 //!
@@ -223,9 +224,9 @@ fn msrv_canary(bytes: &mut Vec<u8>) -> Option<u8> {
 // the one I/O loop, and the transports that only translate.
 mod engine;
 
-#[cfg(any(feature = "reqwest", feature = "tower"))]
+#[cfg(any(feature = "reqwest", feature = "tower", feature = "ureq"))]
 pub(crate) mod body;
-#[cfg(any(feature = "reqwest", feature = "tower"))]
+#[cfg(any(feature = "reqwest", feature = "tower", feature = "ureq"))]
 mod follow;
 #[cfg(feature = "reqwest")]
 mod reqwest;
@@ -233,6 +234,9 @@ mod reqwest;
 mod resolve;
 #[cfg(feature = "tower")]
 mod tower;
+#[cfg(feature = "ureq")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ureq")))]
+pub mod ureq;
 
 pub use engine::chain::{BodyReplay, Chain, Step};
 pub use engine::error::{BoxError, Error, ErrorKind};
@@ -245,8 +249,11 @@ pub use engine::policy::{
     DEFAULT_MAX_REPLAY_BODY,
 };
 
-#[cfg(any(feature = "reqwest", feature = "tower"))]
-#[cfg_attr(docsrs, doc(cfg(any(feature = "reqwest", feature = "tower"))))]
+#[cfg(any(feature = "reqwest", feature = "tower", feature = "ureq"))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "reqwest", feature = "tower", feature = "ureq")))
+)]
 pub use body::ReplayBody;
 
 #[cfg(any(feature = "reqwest", feature = "tower"))]

@@ -43,6 +43,31 @@ pub(crate) trait Answer {
     }
 }
 
+/// An `http::Response`, as the tower layer's services and ureq give them.
+#[cfg(any(feature = "tower", feature = "ureq"))]
+impl<ResBody> Answer for http::Response<ResBody> {
+    fn status(&self) -> StatusCode {
+        http::Response::status(self)
+    }
+
+    fn headers(&self) -> &HeaderMap {
+        http::Response::headers(self)
+    }
+
+    /// hyper-util's legacy client puts the connection's `HttpInfo` in every
+    /// response's extensions (ureq reports no address).
+    fn remote_addr(&self) -> Option<std::net::SocketAddr> {
+        #[cfg(feature = "tower")]
+        {
+            self.extensions()
+                .get::<hyper_util::client::legacy::connect::HttpInfo>()
+                .map(hyper_util::client::legacy::connect::HttpInfo::remote_addr)
+        }
+        #[cfg(not(feature = "tower"))]
+        None
+    }
+}
+
 /// One later hop, for the transport to turn into its own request.
 pub(crate) struct Hop<'a, B> {
     pub(crate) method: Method,

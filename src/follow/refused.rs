@@ -47,6 +47,7 @@ impl Refusal {
 
 /// The refusal in `error` or one of its sources, if there is one.
 #[cfg_attr(not(feature = "h2"), allow(unused_variables))] // nothing to look for without h2
+#[cfg_attr(not(any(feature = "reqwest", feature = "tower")), allow(dead_code))] // ureq is HTTP/1.1 only
 pub(crate) fn by_peer(error: &(dyn std::error::Error + 'static)) -> Option<Refusal> {
     #[cfg(feature = "h2")]
     {

@@ -8,13 +8,13 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::{Extensions, HeaderMap, Request, Response, StatusCode, Uri};
+use http::{Extensions, Request, Response, Uri};
 use http_body::Body;
 use tower_service::Service;
 
 use crate::body::{Limits, Replay, ReplayBody};
 use crate::engine::error::Detail;
-use crate::follow::{follow, Answer, Hop, Lazy, Start, Transport, DRAIN_LIMIT};
+use crate::follow::{follow, Hop, Lazy, Start, Transport, DRAIN_LIMIT};
 use crate::{BoxError, Chain, Error, History, Policy};
 
 /// A [`tower_layer::Layer`] that follows redirects under a [`Policy`].
@@ -416,24 +416,6 @@ impl<S, B, ResBody> Tower<S, B, ResBody> {
     }
 }
 
-impl<ResBody> Answer for Response<ResBody> {
-    fn status(&self) -> StatusCode {
-        Response::status(self)
-    }
-
-    fn headers(&self) -> &HeaderMap {
-        Response::headers(self)
-    }
-
-    /// hyper-util's legacy client puts the connection's `HttpInfo` in every
-    /// response's extensions.
-    fn remote_addr(&self) -> Option<std::net::SocketAddr> {
-        self.extensions()
-            .get::<hyper_util::client::legacy::connect::HttpInfo>()
-            .map(hyper_util::client::legacy::connect::HttpInfo::remote_addr)
-    }
-}
-
 impl<S, B, ResBody> Transport for Tower<S, B, ResBody>
 where
     S: Service<Request<ReplayBody<B>>, Response = Response<ResBody>> + Clone + Send + 'static,
@@ -588,7 +570,7 @@ mod tests {
             Policy::standard(),
             http::Method::POST,
             Uri::from_static("http://127.0.0.1:9/"),
-            HeaderMap::new(),
+            http::HeaderMap::new(),
             false,
         )
         .unwrap();

@@ -1,0 +1,287 @@
+//! Feature `ureq`: the same rules and body guarantees over a ureq 3 agent,
+//! on real sockets, with no async runtime on the caller's side. Every test
+//! checks what arrived at the server on every hop.
+#![cfg(feature = "ureq")]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
+mod support;
+
+use std::io::Write as _;
+use std::time::{Duration, Instant};
+
+use http::{Method, StatusCode};
+use redirect_policy::ureq::{Agent, Body};
+use redirect_policy::{BodyAction, ErrorKind, History, Policy};
+use support::spec::{keeps, methods, STATUSES};
+use support::{pattern, Action, Reply, Server};
+
+fn agent(policy: Policy) -> Agent {
+    let config = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .allow_non_standard_methods(true)
+        .build();
+    Agent::new(ureq::Agent::new_with_config(config), policy)
+}
+
+fn history(response: &http::Response<ureq::Body>) -> &History {
+    response.extensions().get::<History>().unwrap()
+}
+
+#[test]
+fn spec_table_for_every_preset_status_and_method() {
+    let server = Server::start();
+    for status in STATUSES {
+        server.route(&format!("/s{status}"), Reply::redirect(status, "/landed"));
+    }
+    let mut checked = 0;
+    for (name, policy) in [
+        ("standard", Policy::standard()),
+        ("strict", Policy::strict()),
+        ("legacy", Policy::legacy()),
+    ] {
+        let agent = agent(policy);
+        for status in STATUSES {
+            for method in methods() {
+                // ureq sends no body with GET or HEAD.
+                let with_body = method != Method::GET && method != Method::HEAD;
+                server.clear();
+                let body = if with_body {
+                    format!("body of {method} through {status} ({name})").into_bytes()
+                } else {
+                    Vec::new()
+                };
+                let response = agent
+                    .request(method.clone(), &server.url(&format!("/s{status}")))
+                    .header("content-type", "text/x-test")
+                    .header("x-keep", "1")
+                    .send(body.clone())
+                    .unwrap();
+                let case = format!("{name} {status} {method}");
+                assert_eq!(response.status(), StatusCode::OK, "{case}");
+                let first = server.one_at(&format!("/s{status}"));
+                assert_eq!(first.method, method, "{case}");
+                assert_eq!(first.body, body, "{case}");
+                let landed = server.one_at("/landed");
+                let hop = history(&response).iter().next().unwrap();
+                if keeps(name, status, &method) {
+                    assert_eq!(landed.method, method, "{case}");
+                    assert_eq!(landed.body, body, "{case}: body replayed byte for byte");
+                    assert_eq!(landed.header("content-type"), Some("text/x-test"), "{case}");
+                    let action = if with_body {
+                        BodyAction::Replayed
+                    } else {
+                        BodyAction::None
+                    };
+                    assert_eq!(hop.body(), action, "{case}");
+                } else {
+                    assert_eq!(landed.method, Method::GET, "{case}");
+                    assert!(landed.body.is_empty(), "{case}");
+                    assert_eq!(landed.header("content-type"), None, "{case}");
+                }
+                assert_eq!(landed.header("x-keep"), Some("1"), "{case}");
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 3 * 5 * 9);
+}
+
+#[test]
+fn a_reader_through_307_and_308_across_origins_arrives_whole_at_every_hop() {
+    let a = Server::start();
+    let b = Server::start();
+    a.route("/a", Reply::redirect(307, b.url("/b")));
+    b.route("/b", Reply::redirect(308, a.url("/c")));
+    let data = pattern(3 * 1024 * 1024 + 17);
+    for method in [Method::PUT, Method::POST] {
+        a.clear();
+        b.clear();
+        let response = agent(Policy::standard())
+            .request(method.clone(), &a.url("/a"))
+            .header("authorization", "Bearer secret")
+            .header("cookie", "s=1")
+            .header("proxy-authorization", "Basic cHJveHk6cHc=")
+            .send(Body::from_reader(std::io::Cursor::new(data.clone())))
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{method}");
+        assert_eq!(history(&response).len(), 2);
+        for (server, path) in [(&a, "/a"), (&b, "/b"), (&a, "/c")] {
+            let seen = server.one_at(path);
+            assert_eq!(seen.method, method, "{method} {path}");
+            assert!(
+                seen.body == data,
+                "{method} {path}: {} bytes",
+                seen.body.len()
+            );
+            // A reader of unknown length goes chunked, on every hop.
+            assert_eq!(seen.header("transfer-encoding"), Some("chunked"), "{path}");
+        }
+        // Credentials went to A only, and never came back (sticky).
+        assert_eq!(
+            a.one_at("/a").header("authorization"),
+            Some("Bearer secret")
+        );
+        for (server, path) in [(&b, "/b"), (&a, "/c")] {
+            let seen = server.one_at(path);
+            for name in ["authorization", "cookie", "proxy-authorization"] {
+                assert_eq!(seen.header(name), None, "{method} {path}: {name} leaked");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_file_upload_follows_a_307_with_its_length() {
+    let server = Server::start();
+    server.route("/upload", Reply::redirect(307, "/stored"));
+    let data = pattern(5 * 1024 * 1024 + 3);
+    let mut file = tempfile::tempfile().unwrap();
+    file.write_all(&data).unwrap();
+    std::io::Seek::rewind(&mut file).unwrap();
+    let response = agent(Policy::standard())
+        .put(&server.url("/upload"))
+        .send(file)
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    for path in ["/upload", "/stored"] {
+        let seen = server.one_at(path);
+        assert_eq!(seen.method, Method::PUT);
+        assert!(seen.body == data, "{path}: {} bytes", seen.body.len());
+        let length = data.len().to_string();
+        assert_eq!(
+            seen.header("content-length"),
+            Some(length.as_str()),
+            "{path}"
+        );
+    }
+}
+
+#[test]
+fn bytes_in_memory_are_sent_again_as_they_are() {
+    let server = Server::start();
+    server.route("/a", Reply::redirect(308, "/b"));
+    for body in [
+        Body::from(bytes::Bytes::from(pattern(70_000))),
+        Body::from(pattern(70_000)),
+        Body::from("text body"),
+        Body::from(String::from("owned text")),
+    ] {
+        server.clear();
+        let response = agent(Policy::standard())
+            .post(&server.url("/a"))
+            .send(body)
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let (first, last) = (server.one_at("/a"), server.one_at("/b"));
+        assert_eq!(first.body, last.body);
+        assert!(!last.body.is_empty());
+    }
+}
+
+#[test]
+fn a_reader_past_the_cap_is_refused_and_nothing_reaches_the_target() {
+    let server = Server::start();
+    server.route("/a", Reply::redirect(307, "/b"));
+    let data = pattern(256 * 1024);
+    let err = agent(Policy::standard().max_replay_body(64 * 1024))
+        .post(&server.url("/a"))
+        .send(Body::from_reader(std::io::Cursor::new(data.clone())))
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BodyNotReplayable, "{err}");
+    assert_eq!(err.status(), Some(StatusCode::TEMPORARY_REDIRECT));
+    assert!(server.one_at("/a").body == data);
+    assert!(server.seen_at("/b").is_empty(), "a short body was sent");
+}
+
+#[test]
+fn ureqs_own_following_is_off_and_policy_none_returns_the_3xx() {
+    let server = Server::start();
+    server.route("/a", Reply::redirect(302, "/b"));
+    let response = agent(Policy::none()).get(&server.url("/a")).call().unwrap();
+    assert_eq!(response.status(), StatusCode::FOUND);
+    assert!(server.seen_at("/b").is_empty());
+    // Even on a plain ureq agent that follows by default.
+    let response = Agent::new(ureq::Agent::new_with_defaults(), Policy::none())
+        .get(&server.url("/a"))
+        .call()
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FOUND);
+}
+
+#[test]
+fn a_timeout_covers_the_whole_chain() {
+    let server = Server::start();
+    server.route("/a", Reply::redirect(307, "/hang"));
+    server.route("/hang", Reply::ok().action(Action::Hang));
+    let started = Instant::now();
+    let err = agent(Policy::standard())
+        .get(&server.url("/a"))
+        .timeout(Duration::from_secs(1))
+        .call()
+        .unwrap_err();
+    let took = started.elapsed();
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    assert!(took >= Duration::from_millis(900), "{took:?}");
+    assert!(took < Duration::from_secs(6), "{took:?}");
+    assert_eq!(err.history().len(), 1);
+}
+
+#[test]
+fn run_takes_a_request_built_elsewhere_with_its_own_policy() {
+    let server = Server::start();
+    server.route("/a", Reply::redirect(307, "/b"));
+    let request = http::Request::builder()
+        .method(Method::POST)
+        .uri(server.url("/a"))
+        .extension(Policy::none())
+        .body(Body::from("x"))
+        .unwrap();
+    let response = agent(Policy::standard()).run(request).unwrap();
+    assert_eq!(response.status(), StatusCode::TEMPORARY_REDIRECT);
+    let request = http::Request::post(server.url("/a"))
+        .body(Body::from("y"))
+        .unwrap();
+    let mut response = agent(Policy::standard()).run(request).unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(server.one_at("/b").body, b"y");
+    // `?` works across the send and the body's read.
+    let mut read =
+        || -> Result<String, redirect_policy::Error> { Ok(response.body_mut().read_to_string()?) };
+    read().unwrap();
+}
+
+#[test]
+fn sixteen_threads_of_chains_each_arrive_whole() {
+    let a = Server::start();
+    let b = Server::start();
+    a.route("/a", Reply::redirect(307, b.url("/b")));
+    b.route("/b", Reply::redirect(308, a.url("/c")));
+    let agent = agent(Policy::standard());
+    let threads: Vec<_> = (0..16)
+        .map(|t| {
+            let (agent, url) = (agent.clone(), a.url("/a"));
+            std::thread::spawn(move || {
+                for i in 0..4 {
+                    let data = format!("thread {t} request {i} ").repeat(1000);
+                    let response = agent
+                        .put(&url)
+                        .header("x-id", format!("{t}-{i}"))
+                        .send(Body::from_reader(std::io::Cursor::new(data.into_bytes())))
+                        .unwrap();
+                    assert_eq!(response.status(), StatusCode::OK);
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let hops: Vec<_> = a.seen().into_iter().chain(b.seen()).collect();
+    assert_eq!(hops.len(), 16 * 4 * 3);
+    for seen in hops {
+        let id = seen.header("x-id").unwrap().to_owned();
+        let (t, i) = id.split_once('-').unwrap();
+        let expected = format!("thread {t} request {i} ").repeat(1000);
+        assert!(seen.body == expected.as_bytes(), "{id} {}", seen.target);
+    }
+}
