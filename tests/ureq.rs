@@ -285,3 +285,100 @@ fn sixteen_threads_of_chains_each_arrive_whole() {
         assert!(seen.body == expected.as_bytes(), "{id} {}", seen.target);
     }
 }
+
+/// A 307 after `prefix` bytes, its 10-byte body only after `stall`, while
+/// the server goes on reading the upload (the silent-body-loss case).
+fn early_307(location: &str, prefix: usize, stall: Duration) -> Reply {
+    Reply::redirect(307, location)
+        .read(support::Read::Prefix(prefix))
+        .body("0123456789")
+        .body_after(stall)
+}
+
+/// ureq writes the whole body before it reads the answer: an early 307 from
+/// a server that keeps reading is read after the last byte, and the replay
+/// is the whole body (or, past the cap, nothing at all).
+#[test]
+fn an_early_307_with_a_slow_3xx_body_replays_the_whole_body_or_none() {
+    let data = pattern(1024 * 1024);
+    for stall in [0, 150, 500] {
+        for cap in [8 * 1024 * 1024, 128 * 1024] {
+            let server = Server::start();
+            server.route(
+                "/a",
+                early_307("/echo", 16 * 1024, Duration::from_millis(stall)),
+            );
+            let case = format!("stall {stall} ms, cap {cap}");
+            let sent = agent(Policy::standard().max_replay_body(cap))
+                .post(&server.url("/a"))
+                .send(Body::from_reader(std::io::Cursor::new(data.clone())));
+            let first = server.one_at("/a");
+            first.assert_whole_or_aborted(&data, &case);
+            if cap >= data.len() {
+                assert_eq!(sent.unwrap().status(), StatusCode::OK, "{case}");
+                let echo = server.one_at("/echo");
+                assert_eq!(echo.method, Method::POST, "{case}");
+                assert!(echo.body == data, "{case}: {} bytes", echo.body.len());
+            } else {
+                let err = sent.unwrap_err();
+                assert_eq!(err.kind(), ErrorKind::BodyNotReplayable, "{case}: {err}");
+                assert!(server.seen_at("/echo").is_empty(), "{case}: a hop was sent");
+            }
+        }
+    }
+}
+
+/// The async hook runs on the calling thread, with no runtime: one that
+/// waits on another thread (a signer, say) is woken like any future.
+#[test]
+fn the_hook_runs_without_a_runtime_and_may_edit_the_next_request() {
+    use redirect_policy::{BoxError, HookAction, Redirect};
+    let a = Server::start();
+    let b = Server::start();
+    a.route("/a", Reply::redirect(307, b.url("/b")));
+    let policy = Policy::standard().hook(|mut redirect: Redirect| async move {
+        // A signature computed on another thread, awaited.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            tx.send("signed-for-b").unwrap();
+        });
+        let signature = Waiting(Some(rx)).await;
+        redirect
+            .next_mut()
+            .headers_mut()
+            .insert("x-signature", signature.parse().unwrap());
+        Ok::<_, BoxError>(HookAction::Follow(redirect.next().clone()))
+    });
+    let response = agent(policy).put(&a.url("/a")).send("payload").unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let seen = b.one_at("/b");
+    assert_eq!(seen.header("x-signature"), Some("signed-for-b"));
+    assert_eq!(seen.body, b"payload");
+}
+
+/// A future that is pending until a value arrives on `rx`, woken by a
+/// thread of its own (no runtime's timer or reactor).
+struct Waiting(Option<std::sync::mpsc::Receiver<&'static str>>);
+
+impl std::future::Future for Waiting {
+    type Output = &'static str;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<&'static str> {
+        let rx = self.0.take().unwrap();
+        if let Ok(value) = rx.try_recv() {
+            return std::task::Poll::Ready(value);
+        }
+        let (waker, (tx, rx2)) = (cx.waker().clone(), std::sync::mpsc::channel());
+        std::thread::spawn(move || {
+            let value = rx.recv().unwrap();
+            tx.send(value).unwrap();
+            waker.wake();
+        });
+        self.0 = Some(rx2);
+        std::task::Poll::Pending
+    }
+}
