@@ -382,3 +382,25 @@ impl std::future::Future for Waiting {
         std::task::Poll::Pending
     }
 }
+
+#[cfg(feature = "json")]
+#[test]
+fn send_json_replays_the_document_on_a_307() {
+    let server = Server::start();
+    server.route("/a", Reply::redirect(307, "/b"));
+    let response = agent(Policy::standard())
+        .post(&server.url("/a"))
+        .send_json(serde_json::json!({"name": "redirect-policy", "hops": 1}))
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    for path in ["/a", "/b"] {
+        let seen = server.one_at(path);
+        assert_eq!(
+            seen.header("content-type"),
+            Some("application/json"),
+            "{path}"
+        );
+        let value: serde_json::Value = serde_json::from_slice(&seen.body).unwrap();
+        assert_eq!(value["name"], "redirect-policy", "{path}");
+    }
+}

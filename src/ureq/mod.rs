@@ -28,6 +28,14 @@
 //! A server that answers early and resets the connection is an I/O error
 //! ([`ErrorKind::Request`](crate::ErrorKind::Request)) on ureq.
 //!
+//! The network guard refuses IP literals and local names before anything is
+//! sent, as on every transport. ureq reports no address a response came
+//! from, so names are not checked against their addresses here, and a chain
+//! that starts at a name is taken to start in the public space (the
+//! strictest reading): an internal name that redirects to a private IP
+//! literal is refused; exempt the range with
+//! [`Policy::allow_network`](crate::Policy::allow_network).
+//!
 //! The redirect hook is the same async hook as elsewhere, driven on the
 //! calling thread by a minimal executor: it must not need a tokio runtime.
 //! A timeout set with [`RequestBuilder::timeout`] covers the whole chain:
@@ -244,6 +252,23 @@ impl RequestBuilder {
             *request.uri_mut() = with_query(request.uri(), &query)?;
         }
         agent.run_within(request, timeout)
+    }
+
+    /// Send `data` as JSON (`Content-Type: application/json` unless one is
+    /// set) and follow the redirects. Feature `json`.
+    #[cfg(feature = "json")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "json")))]
+    pub fn send_json(mut self, data: impl serde::Serialize) -> Result<Response<ureq::Body>, Error> {
+        let json = serde_json::to_vec(&data)
+            .map_err(|e| Error::new(Detail::InvalidRequest(Box::new(e))))?;
+        let typed = self
+            .request
+            .headers_ref()
+            .is_some_and(|h| h.contains_key(http::header::CONTENT_TYPE));
+        if !typed {
+            self = self.header(http::header::CONTENT_TYPE, "application/json");
+        }
+        self.send(json)
     }
 
     /// Send with no body and follow the redirects.

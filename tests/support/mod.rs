@@ -809,3 +809,31 @@ pub const ADAPTERS: [Adapter; 4] = [
     Adapter::Blocking,
     Adapter::Tower,
 ];
+
+/// The process's peak resident memory so far, in bytes.
+pub fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+/// A file of `size` bytes (the test's pattern), written and hashed 64 KiB
+/// at a time, so that the test itself never holds its bytes; and its digest.
+pub fn pattern_file(size: usize) -> (std::fs::File, Vec<u8>) {
+    use std::io::{Seek as _, Write as _};
+    let mut file = tempfile::tempfile().unwrap();
+    let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+    let mut chunk = vec![0; 64 * 1024];
+    for start in (0..size).step_by(chunk.len()) {
+        let piece = &mut chunk[..(size - start).min(64 * 1024)];
+        for (i, byte) in piece.iter_mut().enumerate() {
+            let i = start + i;
+            *byte = u8::try_from((i * 31 + i / 251) % 251).unwrap();
+        }
+        sha2::Digest::update(&mut hasher, &*piece);
+        file.write_all(piece).unwrap();
+    }
+    file.rewind().unwrap();
+    (file, sha2::Digest::finalize(hasher).to_vec())
+}

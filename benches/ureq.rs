@@ -1,0 +1,238 @@
+//! Side-by-side benchmark of the ureq adapter: ureq 3's own redirect
+//! following against `redirect_policy::ureq::Agent` over an agent of the
+//! same configuration, in one process, on one local server.
+//!
+//! ```text
+//! cargo bench --bench ureq --features ureq               # everything
+//! cargo bench --bench ureq --features ureq -- grid       # bodyless GET chains, 0/1/5 hops
+//! cargo bench --bench ureq --features ureq -- stream     # a streamed PUT through a 307
+//! cargo bench --bench ureq --features ureq -- --rounds 5 # fewer rounds (default 21)
+//! # instruction counts (callgrind): for SIDE in ureq ours, HOPS in 0 1 5, N in 300 900
+//! cargo bench --bench ureq --features ureq --no-run
+//! valgrind --tool=callgrind target/release/deps/ureq-* --profile SIDE HOPS N
+//! ```
+//!
+//! Each cell alternates the sides in short runs (100 ms; the order flips
+//! every round); figures are medians, spreads the range of the per-round
+//! ratios.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: a panic is the report
+#![allow(clippy::cast_precision_loss)] // figures for a report: f64 is precise enough
+
+use std::io::Read as _;
+use std::time::{Duration, Instant};
+
+use http::StatusCode;
+use redirect_policy::ureq::{Agent, Body};
+use redirect_policy::Policy;
+
+mod common;
+
+use common::{median, spread, start_server, ACCEPTED};
+
+fn plain() -> ureq::Agent {
+    ureq::Agent::new_with_defaults()
+}
+
+fn ours() -> Agent {
+    Agent::new(plain(), Policy::standard())
+}
+
+/// One bodyless GET through `hops` redirects, the body read to its end.
+fn get(side: &str, theirs: &ureq::Agent, ours: &Agent, url: &str) {
+    let mut response = if side == "ureq" {
+        theirs.get(url).call().unwrap()
+    } else {
+        ours.get(url).call().unwrap()
+    };
+    assert_eq!(response.status(), StatusCode::OK);
+    let _ = response.body_mut().read_to_vec().unwrap();
+}
+
+/// Requests per second of `side` over `run`.
+fn rate(side: &str, theirs: &ureq::Agent, ours: &Agent, url: &str, run: Duration) -> f64 {
+    let started = Instant::now();
+    let mut done = 0u32;
+    while started.elapsed() < run {
+        get(side, theirs, ours, url);
+        done += 1;
+    }
+    f64::from(done) / started.elapsed().as_secs_f64()
+}
+
+fn grid(base: &str, rounds: usize, run: Duration) {
+    let (theirs, ours) = (plain(), ours());
+    println!("## Throughput: ureq 3's own following vs redirect-policy's ureq adapter\n");
+    println!(
+        "Bodyless GET chains, one thread. {rounds} rounds of {} ms per side, the order \
+         flipping every round. `ratio` = ureq req/s ÷ ours req/s: ours-over-ureq cost.\n",
+        run.as_millis()
+    );
+    println!("| hops | ureq req/s | ours req/s | ratio | spread | new connections (ureq / ours) |");
+    println!("|---:|---:|---:|---:|---|---|");
+    for hops in [0u32, 1, 5] {
+        let url = format!("{base}/hop/{hops}");
+        rate("ureq", &theirs, &ours, &url, run);
+        rate("ours", &theirs, &ours, &url, run);
+        let (mut a, mut b, mut ratios) = (vec![], vec![], vec![]);
+        let mut connections = [0u64; 2];
+        for round in 0..rounds {
+            let mut one = |side: &str, i: usize| {
+                let before = ACCEPTED.load(std::sync::atomic::Ordering::Relaxed);
+                let r = rate(side, &theirs, &ours, &url, run);
+                connections[i] += ACCEPTED.load(std::sync::atomic::Ordering::Relaxed) - before;
+                r
+            };
+            let (x, y) = if round % 2 == 0 {
+                let x = one("ureq", 0);
+                (x, one("ours", 1))
+            } else {
+                let y = one("ours", 1);
+                (one("ureq", 0), y)
+            };
+            a.push(x);
+            b.push(y);
+            ratios.push(x / y);
+        }
+        println!(
+            "| {hops} | {:.0} | {:.0} | {:.3} | {} | {} / {} |",
+            median(&mut a),
+            median(&mut b),
+            median(&mut ratios.clone()),
+            spread(&ratios),
+            connections[0],
+            connections[1]
+        );
+    }
+    println!();
+}
+
+/// A 1 MiB PUT through one 307: ureq cannot follow it (it replays no body);
+/// ours from a reader against ours from memory.
+fn stream(base: &str, rounds: usize) {
+    let ours = ours();
+    let url = format!("{base}/hop/1");
+    let data = common::pattern_chunk(0, 1024 * 1024);
+    let theirs = match plain().put(&url).send(&data[..]) {
+        Ok(response) => response.status().to_string(),
+        Err(e) => format!("error: {e}"),
+    };
+    let once = |streamed: bool| {
+        let started = Instant::now();
+        let body = if streamed {
+            Body::from_reader(std::io::Cursor::new(data.to_vec()))
+        } else {
+            Body::from(data.clone())
+        };
+        let mut response = ours.put(&url).send(body).unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let mut sink = Vec::new();
+        response
+            .body_mut()
+            .as_reader()
+            .read_to_end(&mut sink)
+            .unwrap();
+        started.elapsed().as_secs_f64()
+    };
+    for _ in 0..10 {
+        once(true);
+        once(false);
+    }
+    let (mut s, mut m, mut ratios) = (vec![], vec![], vec![]);
+    for _ in 0..rounds {
+        let (mut xs, mut ys) = (vec![], vec![]);
+        for pair in 0..30 {
+            if pair % 2 == 0 {
+                xs.push(once(true));
+                ys.push(once(false));
+            } else {
+                ys.push(once(false));
+                xs.push(once(true));
+            }
+        }
+        let (x, y) = (median(&mut xs), median(&mut ys));
+        s.push(x);
+        m.push(y);
+        ratios.push(x / y);
+    }
+    println!("## A streamed PUT through a 307 (1 MiB)\n");
+    println!("| body | time per request (median) |");
+    println!("|---|---:|");
+    println!("| from memory (`Bytes`) | {:.0} µs |", median(&mut m) * 1e6);
+    println!("| from a reader (teed) | {:.0} µs |", median(&mut s) * 1e6);
+    println!(
+        "\nreader ÷ memory: {:.3} (spread {}). ureq's own following, the same PUT: {theirs} \
+         (it replays no body).",
+        median(&mut ratios.clone()),
+        spread(&ratios)
+    );
+    // What a reader costs ureq itself: plain ureq, no redirect, the same
+    // bytes from a reader (chunked) and from memory.
+    let direct = format!("{base}/hop/0");
+    let agent = plain();
+    let plain_once = |streamed: bool| {
+        let started = Instant::now();
+        let mut response = if streamed {
+            let reader = std::io::Cursor::new(data.to_vec());
+            agent
+                .put(&direct)
+                .send(ureq::SendBody::from_owned_reader(reader))
+        } else {
+            agent.put(&direct).send(&data[..])
+        }
+        .unwrap();
+        let _ = response.body_mut().read_to_vec().unwrap();
+        started.elapsed().as_secs_f64()
+    };
+    let mut plain_ratios = Vec::new();
+    for _ in 0..rounds {
+        let (mut xs, mut ys) = (vec![], vec![]);
+        for _ in 0..15 {
+            xs.push(plain_once(true));
+            ys.push(plain_once(false));
+        }
+        plain_ratios.push(median(&mut xs) / median(&mut ys));
+    }
+    println!(
+        "plain ureq, the same bytes with no redirect, reader ÷ memory: {:.3} (spread {}): what \
+         a reader costs ureq itself.\n",
+        median(&mut plain_ratios.clone()),
+        spread(&plain_ratios)
+    );
+}
+
+/// `--profile SIDE HOPS N`: N bodyless GETs through HOPS redirects, for
+/// callgrind.
+fn profile(side: &str, hops: u32, n: usize) {
+    let addr = start_server();
+    let url = format!("http://{addr}/hop/{hops}");
+    let (theirs, ours) = (plain(), ours());
+    for _ in 0..n {
+        get(side, &theirs, &ours, &url);
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--profile") {
+        profile(&args[1], args[2].parse().unwrap(), args[3].parse().unwrap());
+        return;
+    }
+    let rounds = args
+        .iter()
+        .position(|a| a == "--rounds")
+        .and_then(|i| args.get(i + 1))
+        .map_or(21, |v| v.parse().unwrap());
+    let only: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| ["grid", "stream"].contains(a))
+        .collect();
+    let wants = |what: &str| only.is_empty() || only.contains(&what);
+    let base = format!("http://{}", start_server());
+    if wants("grid") {
+        grid(&base, rounds, Duration::from_millis(100));
+    }
+    if wants("stream") {
+        stream(&base, rounds.min(7));
+    }
+}
