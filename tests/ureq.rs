@@ -374,9 +374,11 @@ impl std::future::Future for Waiting {
         }
         let (waker, (tx, rx2)) = (cx.waker().clone(), std::sync::mpsc::channel());
         std::thread::spawn(move || {
-            let value = rx.recv().unwrap();
-            tx.send(value).unwrap();
-            waker.wake();
+            // A sender that is gone never answers: pending for ever.
+            if let Ok(value) = rx.recv() {
+                let _ = tx.send(value);
+                waker.wake();
+            }
         });
         self.0 = Some(rx2);
         std::task::Poll::Pending
@@ -403,4 +405,50 @@ fn send_json_replays_the_document_on_a_307() {
         let value: serde_json::Value = serde_json::from_slice(&seen.body).unwrap();
         assert_eq!(value["name"], "redirect-policy", "{path}");
     }
+}
+
+#[test]
+fn a_remembered_permanent_redirect_goes_straight_to_the_target() {
+    let server = Server::start();
+    server.route("/old", Reply::redirect(308, "/new"));
+    let memory = redirect_policy::PermanentRedirects::new(16, Duration::from_secs(60));
+    let agent = agent(Policy::standard().permanent_redirects(memory));
+    for round in 0..2 {
+        let response = agent.put(&server.url("/old")).send("doc").unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "round {round}");
+        let hop = history(&response).iter().next().unwrap();
+        assert_eq!(hop.is_remembered(), round == 1, "round {round}");
+    }
+    assert_eq!(
+        server.seen_at("/old").len(),
+        1,
+        "the second went straight to /new"
+    );
+    for seen in server.seen_at("/new") {
+        assert_eq!(seen.method, Method::PUT);
+        assert_eq!(seen.body, b"doc");
+    }
+}
+
+/// The chain's timeout covers the hook too: a hook that never answers in
+/// time ends the chain with `Timeout`, woken with no runtime.
+#[test]
+fn the_timeout_covers_a_slow_hook() {
+    use redirect_policy::{BoxError, HookAction, Redirect};
+    let server = Server::start();
+    server.route("/a", Reply::redirect(307, "/b"));
+    let policy = Policy::standard().hook(|redirect: Redirect| async move {
+        let (_tx, rx) = std::sync::mpsc::channel::<&'static str>();
+        let _never = Waiting(Some(rx)).await; // the sender is gone: never ready
+        Ok::<_, BoxError>(HookAction::Follow(redirect.next().clone()))
+    });
+    let started = Instant::now();
+    let err = agent(policy)
+        .post(&server.url("/a"))
+        .timeout(Duration::from_millis(500))
+        .send("x")
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(server.seen_at("/b").is_empty());
 }
