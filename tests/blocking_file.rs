@@ -8,31 +8,17 @@
 
 mod support;
 
-use http::Method;
 use redirect_policy::{blocking, Policy};
-use support::{pattern_file, peak_rss, Read, Reply, Server};
+use support::{Read, Reply, Server};
 
-/// Send `size` bytes from a file through a 307; check both hops; the growth
-/// of the process's peak memory.
+/// A file through the 307 (see `support::file_through_307`), with the
+/// history checked.
 fn send_file(client: &blocking::Client, a: &Server, b: &Server, size: usize) -> u64 {
-    a.clear();
-    b.clear();
-    let (file, digest) = pattern_file(size);
-    let before = peak_rss();
-    let response = client.put(a.url("/a")).body(file).send().unwrap();
-    let grown = peak_rss().saturating_sub(before);
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.history().unwrap().len(), 1);
-    for seen in [a.one_at("/a"), b.one_at("/b")] {
-        assert_eq!(seen.method, Method::PUT);
-        assert_eq!(seen.body, digest, "the body differs from the file");
-        assert_eq!(
-            seen.header("content-length"),
-            Some(size.to_string().as_str())
-        );
-    }
-    eprintln!("{size}-byte file: peak RSS grew by {} KiB", grown / 1024);
-    grown
+    support::file_through_307(a, b, size, |file, url| {
+        let response = client.put(url).body(file).send().unwrap();
+        assert_eq!(response.history().unwrap().len(), 1);
+        response.status()
+    })
 }
 
 #[test]

@@ -7,29 +7,14 @@
 
 mod support;
 
-use http::Method;
 use redirect_policy::ureq::Agent;
 use redirect_policy::Policy;
-use support::{pattern_file, peak_rss, Read, Reply, Server};
+use support::{Read, Reply, Server};
 
 fn send_file(agent: &Agent, a: &Server, b: &Server, size: usize) -> u64 {
-    a.clear();
-    b.clear();
-    let (file, digest) = pattern_file(size);
-    let before = peak_rss();
-    let response = agent.put(&a.url("/a")).send(file).unwrap();
-    let grown = peak_rss().saturating_sub(before);
-    assert_eq!(response.status(), 200);
-    for seen in [a.one_at("/a"), b.one_at("/b")] {
-        assert_eq!(seen.method, Method::PUT);
-        assert_eq!(seen.body, digest, "the body differs from the file");
-        assert_eq!(
-            seen.header("content-length"),
-            Some(size.to_string().as_str())
-        );
-    }
-    eprintln!("{size}-byte file: peak RSS grew by {} KiB", grown / 1024);
-    grown
+    support::file_through_307(a, b, size, |file, url| {
+        agent.put(&url).send(file).unwrap().status()
+    })
 }
 
 #[test]

@@ -837,3 +837,31 @@ pub fn pattern_file(size: usize) -> (std::fs::File, Vec<u8>) {
     file.rewind().unwrap();
     (file, sha2::Digest::finalize(hasher).to_vec())
 }
+
+/// Send a `size`-byte pattern file with `send(file, url of /a on a)`, `a`
+/// answering 307 to `b`: both hops must have the file whole, with its
+/// length. The growth of the process's peak memory over the send.
+pub fn file_through_307(
+    a: &Server,
+    b: &Server,
+    size: usize,
+    send: impl FnOnce(std::fs::File, String) -> StatusCode,
+) -> u64 {
+    a.clear();
+    b.clear();
+    let (file, digest) = pattern_file(size);
+    let before = peak_rss();
+    let status = send(file, a.url("/a"));
+    let grown = peak_rss().saturating_sub(before);
+    assert_eq!(status, StatusCode::OK);
+    for seen in [a.one_at("/a"), b.one_at("/b")] {
+        assert_eq!(seen.method, Method::PUT);
+        assert_eq!(seen.body, digest, "the body differs from the file");
+        assert_eq!(
+            seen.header("content-length"),
+            Some(size.to_string().as_str())
+        );
+    }
+    eprintln!("{size}-byte file: peak RSS grew by {} KiB", grown / 1024);
+    grown
+}
