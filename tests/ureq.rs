@@ -452,3 +452,27 @@ fn the_timeout_covers_a_slow_hook() {
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(server.seen_at("/b").is_empty());
 }
+
+/// A request with no body says nothing of one, as ureq's own `call()`: no
+/// `Content-Length: 0` on a GET (nor on the GET a 303 makes of a POST); a
+/// POST with an empty body sends `Content-Length: 0`, as ureq does.
+#[test]
+fn no_body_sends_no_content_length_where_the_method_has_none() {
+    let server = Server::start();
+    server.route("/form", Reply::redirect(303, "/done"));
+    let agent = agent(Policy::standard());
+    agent.get(&server.url("/get")).call().unwrap();
+    agent.post(&server.url("/empty")).send_empty().unwrap();
+    agent.post(&server.url("/form")).send("a=1").unwrap();
+    for (path, method, length) in [
+        ("/get", Method::GET, None),
+        ("/empty", Method::POST, Some("0")),
+        ("/form", Method::POST, Some("3")),
+        ("/done", Method::GET, None),
+    ] {
+        let seen = server.one_at(path);
+        assert_eq!(seen.method, method, "{path}");
+        assert_eq!(seen.header("content-length"), length, "{path}");
+        assert_eq!(seen.header("transfer-encoding"), None, "{path}");
+    }
+}

@@ -497,6 +497,11 @@ impl Transport for Ureq {
         let Outgoing { parts, body } = request;
         // Blocking, here: the loop's future is ready at once.
         let result = match body.inner {
+            // No body on a method that has none (a GET, or a hop switched to
+            // one): no `Content-Length: 0`, as ureq's own `call()` sends none.
+            Inner::Memory(bytes) if bytes.is_empty() && !bodied(&parts.method) => {
+                self.run(Request::from_parts(parts, ureq::SendBody::none()))
+            }
             // In memory: ureq sends the shared bytes themselves, no copy.
             Inner::Memory(bytes) => self.run(Request::from_parts(parts, &bytes[..])),
             Inner::Stream(_) => self.run(Request::from_parts(
@@ -569,6 +574,21 @@ impl Transport for Ureq {
     fn redirect_failed(error: Error) -> Error {
         error
     }
+}
+
+/// Whether an empty body of `method` is still sent as `Content-Length: 0`:
+/// the methods whose requests carry content (RFC 9110 §9.3), and any other
+/// method but those defined with none.
+fn bodied(method: &Method) -> bool {
+    !matches!(
+        *method,
+        Method::GET
+            | Method::HEAD
+            | Method::OPTIONS
+            | Method::TRACE
+            | Method::DELETE
+            | Method::CONNECT
+    )
 }
 
 /// A replayable body as ureq reads it.
