@@ -313,6 +313,13 @@ fn an_early_307_with_a_slow_3xx_body_replays_the_whole_body_or_none() {
                 .post(&server.url("/a"))
                 .send(Body::from_reader(std::io::Cursor::new(data.clone())));
             let first = server.one_at("/a");
+            // ureq wrote it all before it read the 307: the server, still
+            // reading after its answer, must see the whole body end.
+            assert!(
+                support::wait_until(Duration::from_secs(10), || first.end().is_some()),
+                "{case}: the first hop's body never ended"
+            );
+            assert_eq!(first.end(), Some(support::BodyEnd::Complete), "{case}");
             first.assert_whole_or_aborted(&data, &case);
             if cap >= data.len() {
                 assert_eq!(sent.unwrap().status(), StatusCode::OK, "{case}");

@@ -175,6 +175,8 @@ pub(crate) enum Lazy {
     /// Boxed: the start is moved a few times before the chain's future is
     /// boxed, and a pointer moves for less than the chain.
     Ready(Box<Chain>),
+    #[cfg_attr(not(any(feature = "tower", feature = "ureq")), allow(dead_code))]
+    // reqwest has a Url
     Later(Box<Parts>),
 }
 
@@ -188,11 +190,29 @@ pub(crate) struct Parts {
 }
 
 impl Lazy {
-    /// A chain for a request named by a `Uri`, which must be absolute. It is
-    /// built at once only where the first request may depend on it (a
-    /// memory of permanent redirects).
-    #[cfg_attr(not(feature = "tower"), allow(dead_code))] // the reqwest path has a Url already
-    pub(crate) fn from_uri(
+    /// A chain for the request whose head is `head` (its `Uri` must be
+    /// absolute), as the tower layer and ureq name requests. It is built at
+    /// once only where the first request may depend on it (a memory of
+    /// permanent redirects); under `NetworkGuard::PublicOnly` the first hop
+    /// is checked before anything is sent ([`Lazy::check_first_hop`]).
+    #[cfg(any(feature = "tower", feature = "ureq"))] // the reqwest path has a Url already
+    pub(crate) fn from_head(
+        policy: Policy,
+        head: &http::request::Parts,
+        has_body: bool,
+    ) -> Result<Self, Error> {
+        Self::from_uri(
+            policy,
+            head.method.clone(),
+            head.uri.clone(),
+            head.headers.clone(),
+            has_body,
+        )?
+        .check_first_hop()
+    }
+
+    #[cfg(any(feature = "tower", feature = "ureq"))]
+    fn from_uri(
         policy: Policy,
         method: Method,
         uri: Uri,

@@ -372,14 +372,7 @@ where
 {
     let (parts, source) = request.into_parts();
     let (body, first) = Replay::any(source, Limits::of(&policy));
-    let chain = Lazy::from_uri(
-        policy,
-        parts.method.clone(),
-        parts.uri.clone(),
-        parts.headers.clone(),
-        body.is_some(),
-    )?
-    .check_first_hop()?;
+    let chain = Lazy::from_head(policy, &parts, body.is_some())?;
     let extensions = parts.extensions.clone();
     let version = parts.version;
     Ok((
@@ -566,14 +559,11 @@ mod tests {
             Client::builder(hyper_util::rt::TokioExecutor::new()).build(HttpConnector::new());
         let transport: Tower<Inner, Full<Bytes>, hyper::body::Incoming> =
             Tower::new(client, false, Extensions::new());
-        let chain = Lazy::from_uri(
-            Policy::standard(),
-            http::Method::POST,
-            Uri::from_static("http://127.0.0.1:9/"),
-            http::HeaderMap::new(),
-            false,
-        )
-        .unwrap();
+        let (head, ()) = Request::post("http://127.0.0.1:9/")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let chain = Lazy::from_head(Policy::standard(), &head, false).unwrap();
         let future = crate::follow::resume(
             transport,
             Err("refused".into()),

@@ -172,13 +172,7 @@ impl Agent {
                 Replay::stream(Body(reader), limits)
             }
         };
-        let chain = Lazy::from_uri(
-            policy,
-            parts.method.clone(),
-            parts.uri.clone(),
-            parts.headers.clone(),
-            body.is_some(),
-        )?;
+        let chain = Lazy::from_head(policy, &parts, body.is_some())?;
         let version = parts.version;
         let transport = Ureq {
             agent: self.agent.clone(),

@@ -90,13 +90,16 @@ impl Seen {
     /// The hop's body is the original, or a prefix of it that the client
     /// aborted: never a shorter body presented as complete.
     pub fn assert_whole_or_aborted(&self, original: &[u8], what: &str) {
+        // The end first: once it is known, every byte before it is in (read
+        // the other way round, a body still filling could be taken whole).
+        let end = self.end();
         let body = self.full_body();
         assert!(
             body.len() <= original.len() && body[..] == original[..body.len()],
             "{what}: {} bytes that are not a prefix of the original",
             body.len()
         );
-        if self.end() == Some(BodyEnd::Complete) {
+        if end == Some(BodyEnd::Complete) {
             assert_eq!(
                 body.len(),
                 original.len(),
