@@ -22,7 +22,7 @@ fn main() -> Result<(), redirect_policy::Error> {
     );
     upload.route("/v1/forms", Reply::redirect(302, "/v1/thanks"));
 
-    let agent = Agent::new(ureq::Agent::new_with_defaults(), Policy::standard());
+    let agent = Agent::new_with_defaults().with_policy(Policy::standard());
 
     // A reader, streamed and teed: replayed byte for byte on the 307.
     let data = pattern(3 * 1024 * 1024);

@@ -140,10 +140,12 @@
 //! |---|---|---|
 //! | an IP literal (any form the `url` crate normalises: decimal, octal, hex, short, bracketed or mapped IPv6), `localhost`, a metadata name | any | **refused before sending**, in the engine, the same on every transport |
 //! | a DNS name | `PublicOnly` with a [`PublicResolver`] | **refused before sending**: the resolved addresses are filtered before connecting (no DNS-rebinding window) |
-//! | a DNS name | `NoEscalation` | **response withheld**: the address the response came from is checked (reqwest's `remote_addr`, hyper-util's `HttpInfo`), and a refused response is dropped unread |
+//! | a DNS name | `NoEscalation` | **response withheld**: the address the response came from is checked (reqwest's `remote_addr`, hyper-util's `HttpInfo`, on ureq the address [`ureq::GuardResolver`] saw), and a refused response is dropped unread |
+//! | a DNS name, on a ureq agent built without [`ureq::GuardResolver`] | any | **response withheld**, by a second lookup of the name (a DNS server that changes its answers can slip past it) |
 //!
 //! `Client::new` and `blocking::Client::new` install a [`PublicResolver`]
-//! under `PublicOnly`; for `Client::from_builder`, `Client::from_reqwest`,
+//! under `PublicOnly`, and `ureq::Agent::new_with_defaults` a
+//! [`ureq::GuardResolver`] (which does the same on ureq); for `Client::from_builder`, `Client::from_reqwest`,
 //! the middleware's client and a hyper-util `HttpConnector`, plug it in (see
 //! its docs). The default path adds no DNS lookup. Through an HTTP proxy the
 //! peer is the proxy: names are resolved there, only the literal rules apply,

@@ -1,6 +1,7 @@
 //! Issue "A redirect never leads into a private network": the network guard
 //! on real sockets, through every adapter (`Client`, the middleware,
-//! `blocking::Client`, the tower layer over hyper-util).
+//! `blocking::Client`, the tower layer over hyper-util, and with feature
+//! `ureq` the ureq agent, with `GuardResolver` and without it).
 //!
 //! The addresses a test needs besides 127.0.0.1 (a "public" 203.0.113.10, a
 //! private 10.1.2.3, the metadata address 169.254.169.254) exist only in a
@@ -94,6 +95,25 @@ fn the_guard_holds_on_real_sockets_in_a_network_namespace() {
     );
 }
 
+/// The way a case is sent: one of the shared adapters, or the ureq agent
+/// built with `GuardResolver` (`Agent::new_with_config`) or wrapped around a
+/// plain ureq agent (`Agent::new`, where a name is looked up again).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Via {
+    Adapter(Adapter),
+    #[cfg(feature = "ureq")]
+    UreqGuarded,
+    #[cfg(feature = "ureq")]
+    UreqWrapped,
+}
+
+fn vias() -> Vec<Via> {
+    let mut all: Vec<Via> = ADAPTERS.iter().copied().map(Via::Adapter).collect();
+    #[cfg(feature = "ureq")]
+    all.extend([Via::UreqGuarded, Via::UreqWrapped]);
+    all
+}
+
 /// What the caller got: the final status and the number of hops followed,
 /// or the error's kind, URL and history length.
 #[derive(Debug)]
@@ -115,7 +135,26 @@ fn error(e: &redirect_policy::Error) -> Outcome {
 /// every adapter resolves through a `PublicResolver` (`Client::new` and
 /// `blocking::Client::new` install it themselves; the middleware's reqwest
 /// client and the tower stack's connector are given one, as the docs say).
-async fn send(adapter: Adapter, policy: Policy, url: String, body: Vec<u8>) -> Outcome {
+async fn send(via: Via, policy: Policy, url: String, body: Vec<u8>) -> Outcome {
+    let adapter = match via {
+        Via::Adapter(adapter) => adapter,
+        #[cfg(feature = "ureq")]
+        Via::UreqGuarded | Via::UreqWrapped => {
+            return tokio::task::spawn_blocking(move || {
+                let agent = if via == Via::UreqGuarded {
+                    redirect_policy::ureq::Agent::new_with_defaults().with_policy(policy)
+                } else {
+                    redirect_policy::ureq::Agent::new(ureq::Agent::new_with_defaults(), policy)
+                };
+                match agent.post(&url).send(body) {
+                    Ok(r) => Outcome::Ok(r.status(), hops(r.extensions())),
+                    Err(e) => error(&e),
+                }
+            })
+            .await
+            .unwrap();
+        }
+    };
     let public_only = policy.guard() == NetworkGuard::PublicOnly;
     match adapter {
         Adapter::Client => {
@@ -210,7 +249,14 @@ struct Refusal {
     withheld: bool,
 }
 
-async fn refused(adapter: Adapter, case: Refusal) {
+async fn refused(adapter: Via, case: Refusal) {
+    // No resolver of ours: the name is looked up again once its response is
+    // in, and that response is withheld.
+    #[cfg(feature = "ureq")]
+    let case = Refusal {
+        withheld: case.withheld || (adapter == Via::UreqWrapped && case.history == 1),
+        ..case
+    };
     let body = pattern(40_000);
     let first = Server::start_at(ip(&case.first));
     let target = Server::start_at(case.target_at);
@@ -253,7 +299,7 @@ async fn refused(adapter: Adapter, case: Refusal) {
 }
 
 /// A followed case: both hops arrive, the body replayed whole.
-async fn followed(adapter: Adapter, what: &str, policy: Policy, from: &str, to: &str) {
+async fn followed(adapter: Via, what: &str, policy: Policy, from: &str, to: &str) {
     let body = pattern(40_000);
     let first = Server::start_at(ip(from));
     let target = Server::start_at(ip(to));
@@ -347,7 +393,7 @@ async fn inside_the_namespace() {
         eprintln!("inside_the_namespace runs only under the_guard_holds_on_real_sockets_in_a_network_namespace");
         return;
     }
-    for adapter in ADAPTERS {
+    for adapter in vias() {
         for case in refusals() {
             refused(adapter, case).await;
         }

@@ -265,7 +265,10 @@ impl std::error::Error for NotPublicName {}
 
 /// The addresses of `name` that `policy` lets a connection reach under
 /// `PublicOnly`: public and global, or exempt. None left is an error.
-#[cfg_attr(not(any(feature = "reqwest", feature = "tower")), allow(dead_code))] // for the resolvers
+#[cfg_attr(
+    not(any(feature = "reqwest", feature = "tower", feature = "ureq")),
+    allow(dead_code)
+)] // for the resolvers
 pub(crate) fn keep_public(
     policy: &crate::Policy,
     name: &str,

@@ -55,18 +55,28 @@ impl<ResBody> Answer for http::Response<ResBody> {
     }
 
     /// hyper-util's legacy client puts the connection's `HttpInfo` in every
-    /// response's extensions (ureq reports no address).
+    /// response's extensions; the ureq transport puts a [`Peer`] there.
     fn remote_addr(&self) -> Option<std::net::SocketAddr> {
         #[cfg(feature = "tower")]
+        if let Some(info) = self
+            .extensions()
+            .get::<hyper_util::client::legacy::connect::HttpInfo>()
         {
-            self.extensions()
-                .get::<hyper_util::client::legacy::connect::HttpInfo>()
-                .map(hyper_util::client::legacy::connect::HttpInfo::remote_addr)
+            return Some(info.remote_addr());
         }
-        #[cfg(not(feature = "tower"))]
+        #[cfg(feature = "ureq")]
+        if let Some(Peer(addr)) = self.extensions().get::<Peer>() {
+            return Some(*addr);
+        }
         None
     }
 }
+
+/// The address a response came from, as a transport that reports none
+/// itself (ureq) learned it, in the response's extensions.
+#[cfg(feature = "ureq")]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Peer(pub(crate) std::net::SocketAddr);
 
 /// One later hop, for the transport to turn into its own request.
 pub(crate) struct Hop<'a, B> {

@@ -7,7 +7,9 @@
 //! ```no_run
 //! use redirect_policy::{ureq::Agent, Policy};
 //!
-//! let agent = Agent::new(ureq::Agent::new_with_defaults(), Policy::standard());
+//! // `ureq::Agent::new_with_defaults()` with one type changed; or
+//! // `Agent::new(your_ureq_agent, policy)`.
+//! let agent = Agent::new_with_defaults().with_policy(Policy::standard());
 //! // A 307 replays the body, byte for byte; the history is in the response.
 //! let mut response = agent.post("http://api.test/upload").send(b"payload".to_vec())?;
 //! let text = response.body_mut().read_to_string()?;
@@ -30,11 +32,16 @@
 //!
 //! The network guard refuses IP literals and local names before anything is
 //! sent, as on every transport. ureq reports no address a response came
-//! from, so names are not checked against their addresses here, and a chain
-//! that starts at a name is taken to start in the public space (the
-//! strictest reading): an internal name that redirects to a private IP
-//! literal is refused; exempt the range with
-//! [`Policy::allow_network`](crate::Policy::allow_network).
+//! from, so the guard learns a name's address from the resolver:
+//! [`Agent::new_with_defaults`] and [`Agent::new_with_config`] build the
+//! agent with [`GuardResolver`], which sees each hop's addresses before ureq
+//! connects (and, under `PublicOnly`, drops the refused ones, so that nothing
+//! is sent to them). An agent of your own given to [`Agent::new`] gets the
+//! same rule without it, from a second lookup of the name once the response
+//! is in: a DNS server that changes its answers between the two lookups can
+//! slip past that, so build the agent with [`GuardResolver`] where the URLs
+//! come from others. Behind a proxy, the proxy resolves the target's name and
+//! only literals are checked.
 //!
 //! The redirect hook is the same async hook as elsewhere, driven on the
 //! calling thread by a minimal executor: it must not need a tokio runtime.
@@ -56,7 +63,11 @@ use http_body::Frame;
 use crate::body::{Inner, Limits, Replay, ReplayBody};
 use crate::engine::error::Detail;
 use crate::follow::{self, Hop, Lazy, Start, Transport, DRAIN_LIMIT};
-use crate::{BoxError, Chain, Error, History, Policy};
+use crate::{BoxError, Chain, Error, History, NetworkGuard, Policy};
+
+mod resolve;
+
+pub use resolve::GuardResolver;
 
 /// A [`ureq::Agent`] that follows redirects by a [`Policy`]: ureq's own
 /// following is off on every request it sends. Cheap to clone; `Send` and
@@ -78,9 +89,43 @@ impl fmt::Debug for Agent {
 impl Agent {
     /// Wrap `agent` (configured as you like) to follow redirects by
     /// `policy`.
+    ///
+    /// For the network guard to see the address of every hop before it is
+    /// connected to, build `agent` with [`GuardResolver`] (as
+    /// [`Agent::new_with_config`] does). Without it, a hop to a name is
+    /// checked by a second lookup of that name once its response is in:
+    /// the same rule, but a DNS server that changes its answer between the
+    /// two lookups can slip past it.
     #[must_use]
     pub fn new(agent: ureq::Agent, policy: Policy) -> Self {
         Self { agent, policy }
+    }
+
+    /// ureq's default agent, with [`GuardResolver`], following by
+    /// [`Policy::standard`]: `ureq::Agent::new_with_defaults()` with one
+    /// type changed.
+    #[must_use]
+    pub fn new_with_defaults() -> Self {
+        Self::new_with_config(ureq::config::Config::default())
+    }
+
+    /// An agent with ureq's `config` and [`GuardResolver`], following by
+    /// [`Policy::standard`] (set another with [`Agent::with_policy`]):
+    /// `ureq::Agent::new_with_config(config)` with one type changed.
+    #[must_use]
+    pub fn new_with_config(config: ureq::config::Config) -> Self {
+        let agent = ureq::Agent::with_parts(
+            config,
+            ureq::unversioned::transport::DefaultConnector::new(),
+            GuardResolver::new(),
+        );
+        Self::new(agent, Policy::standard())
+    }
+
+    /// The same agent, following by `policy`.
+    #[must_use]
+    pub fn with_policy(self, policy: Policy) -> Self {
+        Self { policy, ..self }
     }
 
     /// The wrapped agent.
@@ -172,11 +217,14 @@ impl Agent {
                 Replay::stream(Body(reader), limits)
             }
         };
+        let policy_guard = (policy.guard() != NetworkGuard::Off).then(|| policy.clone());
         let chain = Lazy::from_head(policy, &parts, body.is_some())?;
         let version = parts.version;
         let transport = Ureq {
             agent: self.agent.clone(),
             deadline,
+            guard: policy_guard,
+            sent: 0,
         };
         let start = Start {
             request: Outgoing { parts, body: first },
@@ -457,23 +505,49 @@ pub(crate) struct Outgoing {
 struct Ureq {
     agent: ureq::Agent,
     deadline: Option<Instant>,
+    /// The chain's policy, where its network guard is on.
+    guard: Option<Policy>,
+    /// Requests sent so far.
+    sent: u32,
 }
 
 impl Ureq {
     /// ureq's own following off, and what is left of the chain's deadline
     /// as its global timeout.
+    ///
+    /// With the network guard on, the hop's address goes into the response
+    /// for the loop to check ([`follow::Peer`]): from [`GuardResolver`], or
+    /// looked up again where the agent has none and the guard needs it (a
+    /// 3xx, a later hop, `PublicOnly`). Never behind a proxy, which
+    /// resolves the name itself.
     fn run<B: ureq::AsSendBody>(
-        &self,
+        &mut self,
         request: Request<B>,
     ) -> Result<Response<ureq::Body>, ureq::Error> {
         let left = self
             .deadline
             .map(|d| d.saturating_duration_since(Instant::now()));
+        let watch = self
+            .guard
+            .as_ref()
+            .map(|policy| resolve::Watch::arm(request.uri(), policy));
         let mut config = self.agent.configure_request(request).max_redirects(0);
         if let Some(left) = left {
             config = config.timeout_global(Some(left));
         }
-        self.agent.run(config.build())
+        let mut response = self.agent.run(config.build())?;
+        let first = self.sent == 0;
+        self.sent += 1;
+        if let Some(watch) = watch {
+            let again = self.agent.config().proxy().is_none()
+                && (!first
+                    || response.status().is_redirection()
+                    || self.guard.as_ref().map(Policy::guard) == Some(NetworkGuard::PublicOnly));
+            if let Some(peer) = watch.peer(again) {
+                response.extensions_mut().insert(follow::Peer(peer));
+            }
+        }
+        Ok(response)
     }
 }
 
@@ -557,6 +631,8 @@ impl Transport for Ureq {
     fn send_failed(chain: &Chain, error: ureq::Error) -> Error {
         match error {
             ureq::Error::Timeout(_) => chain.timeout_error(Some(Box::new(error))),
+            // The guard's refusal from `GuardResolver` is the error itself.
+            ureq::Error::Other(source) => chain.request_error(source),
             error => chain.request_error(error),
         }
     }

@@ -798,7 +798,7 @@ pub fn skip_or_fail(what: &str) {
 
 /// The four ways to drive the shared loop, for tests that run a case
 /// through each.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Adapter {
     Client,
     Middleware,
