@@ -335,6 +335,79 @@ fn an_early_307_with_a_slow_3xx_body_replays_the_whole_body_or_none() {
     }
 }
 
+/// The silent-body-loss matrix as ureq meets it: the cap crossed before the
+/// 3xx head, while it comes (the server answers early and goes on reading:
+/// ureq is still writing, so on ureq the buffer passes the cap before the
+/// head is read), and after it (a body under the cap, replayed on two hops in
+/// a row, and one exactly at the cap). Never a short hop: either every hop
+/// has the whole body, or the chain stops (`BodyNotReplayable`, or the 307
+/// handed back) and nothing goes on.
+#[test]
+fn the_cap_crossed_before_during_or_after_the_3xx_never_sends_a_short_hop() {
+    use redirect_policy::UnreplayableBody;
+    const KIB: usize = 1024;
+    for on in [UnreplayableBody::Error, UnreplayableBody::ReturnRedirect] {
+        // (case, body length, bytes read before the 307, cap, replayable)
+        let cases = [
+            ("before", 1024 * KIB, 256 * KIB, 128 * KIB, false),
+            ("during", 2048 * KIB, 16 * KIB, 512 * KIB, false),
+            ("after, under the cap", 400 * KIB, 16 * KIB, 512 * KIB, true),
+            ("after, at the cap", 512 * KIB, 16 * KIB, 512 * KIB, true),
+        ];
+        for (what, len, prefix, cap, replayable) in cases {
+            let case = format!("{what} ({on:?})");
+            let data = pattern(len);
+            let server = Server::start();
+            server.route("/a", early_307("/echo", prefix, Duration::from_millis(150)));
+            server.route("/echo", early_307("/final", prefix, Duration::ZERO));
+            let policy = Policy::standard()
+                .max_replay_body(cap)
+                .unreplayable_body(on);
+            let sent = agent(policy)
+                .put(&server.url("/a"))
+                .send(Body::from_reader(std::io::Cursor::new(data.clone())));
+            let first = server.one_at("/a");
+            assert!(
+                support::wait_until(Duration::from_secs(10), || first.end().is_some()),
+                "{case}: the first hop's body never ended"
+            );
+            first.assert_whole_or_aborted(&data, &case);
+            if replayable {
+                let response = sent.unwrap();
+                assert_eq!(response.status(), StatusCode::OK, "{case}");
+                assert_eq!(history(&response).len(), 2, "{case}");
+                for path in ["/echo", "/final"] {
+                    let seen = server.one_at(path);
+                    assert_eq!(seen.method, Method::PUT, "{case} {path}");
+                    // The server may still be reading what ureq wrote.
+                    assert!(
+                        support::wait_until(Duration::from_secs(10), || seen.end().is_some()),
+                        "{case} {path}: the body never ended"
+                    );
+                    assert_eq!(
+                        seen.end(),
+                        Some(support::BodyEnd::Complete),
+                        "{case} {path}"
+                    );
+                    seen.assert_whole_or_aborted(&data, &format!("{case} {path}"));
+                }
+            } else {
+                match (on, sent) {
+                    (UnreplayableBody::Error, Err(err)) => {
+                        assert_eq!(err.kind(), ErrorKind::BodyNotReplayable, "{case}: {err}");
+                        assert!(err.to_string().contains("max_replay_body"), "{case}: {err}");
+                    }
+                    (UnreplayableBody::ReturnRedirect, Ok(response)) => {
+                        assert_eq!(response.status(), StatusCode::TEMPORARY_REDIRECT, "{case}");
+                    }
+                    (_, other) => panic!("{case}: {:?}", other.map(|r| r.status())),
+                }
+                assert!(server.seen_at("/echo").is_empty(), "{case}: a hop was sent");
+            }
+        }
+    }
+}
+
 /// The async hook runs on the calling thread, with no runtime: one that
 /// waits on another thread (a signer, say) is woken like any future.
 #[test]
