@@ -28,7 +28,10 @@
 //! ureq writes the whole body before it reads a response. A server that
 //! answers 307 early and goes on reading works: the body is replayed whole.
 //! A server that answers early and resets the connection is an I/O error
-//! ([`ErrorKind::Request`](crate::ErrorKind::Request)) on ureq.
+//! ([`ErrorKind::Request`](crate::ErrorKind::Request)) on ureq: the 307 is
+//! never read. Sending `Expect: 100-continue` with the upload, so that such a
+//! server answers before any body byte is written, is planned and will
+//! remove this case.
 //!
 //! The network guard refuses IP literals and local names before anything is
 //! sent, as on every transport. ureq reports no address a response came
