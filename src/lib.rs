@@ -242,7 +242,7 @@ pub mod ureq;
 
 pub use engine::chain::{BodyReplay, Chain, Step};
 pub use engine::error::{BoxError, Error, ErrorKind};
-pub use engine::history::{BodyAction, History, Hop};
+pub use engine::history::{BodyAction, History, Hop, ResendCount};
 pub use engine::hook::{HookAction, HookFuture, NextRequest, Redirect, RedirectHook};
 pub use engine::network::{AddressSpace, NetworkGuard};
 pub use engine::permanent::PermanentRedirects;

@@ -260,12 +260,37 @@ where
                         return None;
                     }
                     tee.retire();
+                    tee.hop_sent = 0;
+                    tee.hop_replayed = 0;
                     tee.generation
                 };
                 Some(ReplayBody::stream(TeeReader::new(
                     Arc::clone(tee),
                     generation,
                 )))
+            }
+        }
+    }
+}
+
+impl<B> Replay<B> {
+    /// The current hop's body bytes handed to the transport so far, and the
+    /// part of them that came from the replay buffer. `has_body`: the hop
+    /// was sent with the body; `again`: it was not the chain's first send
+    /// (a body in memory is then all replayed).
+    pub(crate) fn hop_figures(&self, has_body: bool, again: bool) -> (u64, u64) {
+        if !has_body {
+            return (0, 0);
+        }
+        match self {
+            Self::None => (0, 0),
+            Self::Memory(bytes) => {
+                let len = bytes.len() as u64;
+                (len, if again { len } else { 0 })
+            }
+            Self::Stream(tee) => {
+                let tee = lock(tee);
+                (tee.hop_sent, tee.hop_replayed)
             }
         }
     }
@@ -331,6 +356,10 @@ pub(crate) struct Tee<B> {
     generation: u64,
     /// The current reader's waker, from its last `Pending`.
     waker: Option<Waker>,
+    /// Data bytes the current reader handed out, and how many of them came
+    /// from the buffer (for the hop's cost in the history).
+    hop_sent: u64,
+    hop_replayed: u64,
 }
 
 impl<B> std::fmt::Debug for Tee<B> {
@@ -366,6 +395,8 @@ impl<B> Tee<B> {
             paused: false,
             generation: 0,
             waker: None,
+            hop_sent: 0,
+            hop_replayed: 0,
         }
     }
 
@@ -389,6 +420,17 @@ impl<B> Tee<B> {
         self.generation += 1;
         self.paused = false;
         self.wake();
+    }
+
+    /// The current reader handed `len` bytes to its transport, from the
+    /// buffer or not; `len` as a count.
+    fn handed(&mut self, len: usize, replayed: bool) -> u64 {
+        let len = len as u64;
+        self.hop_sent += len;
+        if replayed {
+            self.hop_replayed += len;
+        }
+        len
     }
 
     /// Let the buffer go: what was pulled can no longer be sent again.
@@ -515,7 +557,7 @@ where
             } else {
                 std::mem::take(chunk)
             };
-            this.sent += chunk.len() as u64;
+            this.sent += tee.handed(chunk.len(), true);
             return Poll::Ready(Some(Ok(Frame::data(chunk))));
         }
         #[cfg(feature = "spill")]
@@ -524,7 +566,7 @@ where
             if offset < file.len() {
                 return Poll::Ready(Some(match file.read_at(offset) {
                     Ok(chunk) => {
-                        this.sent += chunk.len() as u64;
+                        this.sent += tee.handed(chunk.len(), true);
                         Ok(Frame::data(chunk))
                     }
                     Err(e) => {
@@ -578,7 +620,7 @@ where
                         tee.keep(&data);
                         // The reader at the tail has what it just kept.
                         this.next_chunk = tee.chunks.len();
-                        this.sent += data.len() as u64;
+                        this.sent += tee.handed(data.len(), false);
                         return Poll::Ready(Some(Ok(Frame::data(data))));
                     }
                     Err(frame) => {

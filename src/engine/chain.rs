@@ -101,6 +101,9 @@ pub struct Chain {
     start: Option<AddressSpace>,
     /// Whether a transport has reported the address of any hop yet.
     peer_seen: bool,
+    /// When the I/O loop sent the first request (for
+    /// [`History::total_elapsed`]); never set in a chain driven by hand.
+    started: Option<std::time::Instant>,
 }
 
 impl Chain {
@@ -138,6 +141,7 @@ impl Chain {
             history: History::default(),
             start,
             peer_seen: false,
+            started: None,
         };
         chain.apply_remembered();
         chain
@@ -376,7 +380,31 @@ impl Chain {
 
     /// An error of this chain: it carries the history so far.
     pub(crate) fn error(&self, detail: Detail) -> Error {
-        Error::new(detail).with_history(self.history.clone())
+        let mut history = self.history.clone();
+        if let Some(started) = self.started {
+            history.set_total(started.elapsed());
+        }
+        Error::new(detail).with_history(history)
+    }
+
+    /// For the I/O loop: when the chain's first request was sent.
+    pub(crate) fn set_started(&mut self, at: std::time::Instant) {
+        self.started = Some(at);
+    }
+
+    /// For the I/O loop: what the request that got the last hop's 3xx cost.
+    pub(crate) fn set_last_cost(&mut self, cost: crate::engine::history::HopCost) {
+        self.history.set_last_cost(cost);
+    }
+
+    /// For the I/O loop: the history at the final response, whose head came
+    /// at `at`.
+    pub(crate) fn finish_at(mut self, at: std::time::Instant) -> History {
+        if let Some(started) = self.started {
+            self.history
+                .set_total(at.saturating_duration_since(started));
+        }
+        self.history
     }
 
     /// For transports: an [`ErrorKind::Request`](crate::ErrorKind::Request)
@@ -546,6 +574,7 @@ impl Chain {
             stripped,
             remembered,
             set_cookie: headers.contains_key(header::SET_COOKIE),
+            cost: crate::engine::history::HopCost::default(),
         });
         if !remembered {
             if let Some(memory) = self.policy.permanent_memory() {

@@ -1,7 +1,69 @@
 //! [`History`] and [`Hop`]: the record of every redirect a chain followed.
 
+use std::net::SocketAddr;
+use std::time::Duration;
+
 use http::{HeaderName, Method, StatusCode};
 use url::Url;
+
+/// What sending one request cost, as the I/O loop measured it (all zero in a
+/// chain driven by hand: the engine does no I/O and reads no clock).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) struct HopCost {
+    /// From the start of the send to the response head.
+    pub(crate) elapsed: Duration,
+    /// Body bytes handed to the transport before the answer.
+    pub(crate) body_bytes_sent: u64,
+    /// The part of them that came from the replay buffer.
+    pub(crate) replayed_bytes: u64,
+    /// The address the response came from, where the transport knows it.
+    pub(crate) remote_addr: Option<SocketAddr>,
+}
+
+/// How many requests of its chain were sent before this one: 1 on the
+/// first redirected request, 2 on the next, and so on; a request sent again
+/// after an HTTP/2 refusal counts too. It is OpenTelemetry's
+/// `http.request.resend_count`.
+///
+/// The adapters put it in the extensions of every request after the first
+/// (the first carries none: [`ResendCount::of`] reads that as 0), where
+/// the code below the redirect loop sees each hop: a reqwest-middleware
+/// middleware registered after
+/// [`FollowRedirectsMiddleware`](crate::FollowRedirectsMiddleware) (in the
+/// `Extensions` it is given), a tower service under the layer, a ureq
+/// middleware. reqwest's own `Client` drops request extensions, so on
+/// [`Client`](crate::Client) only the hop spans carry it.
+///
+/// ```
+/// use redirect_policy::ResendCount;
+///
+/// let mut extensions = http::Extensions::new();
+/// assert_eq!(ResendCount::of(&extensions), 0);
+/// extensions.insert(ResendCount::new(2));
+/// assert_eq!(ResendCount::of(&extensions), 2);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ResendCount(u32);
+
+impl ResendCount {
+    /// A count of `n` requests sent before.
+    #[must_use]
+    pub fn new(n: u32) -> Self {
+        Self(n)
+    }
+
+    /// The number of requests of the chain sent before this one.
+    #[must_use]
+    pub fn get(&self) -> u32 {
+        self.0
+    }
+
+    /// The count in `extensions`: 0 where there is none (the first request).
+    #[must_use]
+    pub fn of(extensions: &http::Extensions) -> u32 {
+        extensions.get::<Self>().map_or(0, Self::get)
+    }
+}
 
 /// What a hop did with the request body.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -29,6 +91,8 @@ pub struct Hop {
     pub(crate) remembered: bool,
     /// The 3xx set a cookie (so a repeat of it does not prove a loop).
     pub(crate) set_cookie: bool,
+    /// What the request that got the 3xx cost.
+    pub(crate) cost: HopCost,
 }
 
 impl Hop {
@@ -81,6 +145,39 @@ impl Hop {
     pub fn is_remembered(&self) -> bool {
         self.remembered
     }
+
+    /// How long the request that got this redirect took, from the start of
+    /// its send to its response head (zero for a remembered hop, which sent
+    /// nothing).
+    #[must_use]
+    pub fn elapsed(&self) -> Duration {
+        self.cost.elapsed
+    }
+
+    /// The body bytes that request put on the wire before its answer came:
+    /// the whole body, or the prefix a server read before it answered early.
+    /// Counted as they are handed to the transport (for a body in memory,
+    /// its length).
+    #[must_use]
+    pub fn body_bytes_sent(&self) -> u64 {
+        self.cost.body_bytes_sent
+    }
+
+    /// The part of [`Hop::body_bytes_sent`] that was sent again from the
+    /// replay buffer: 0 on the chain's first request; on a request that
+    /// replays the body, what came out of the buffer (the rest of a stream
+    /// comes from its source).
+    #[must_use]
+    pub fn replayed_bytes(&self) -> u64 {
+        self.cost.replayed_bytes
+    }
+
+    /// The address the redirect came from, where the transport reports it
+    /// (reqwest, hyper-util; on ureq, the address the network guard saw).
+    #[must_use]
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        self.cost.remote_addr
+    }
 }
 
 /// Every redirect a chain followed, in order.
@@ -101,6 +198,7 @@ impl Hop {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct History {
     hops: Vec<Hop>,
+    total: Duration,
 }
 
 impl History {
@@ -133,8 +231,27 @@ impl History {
         &self.hops
     }
 
+    /// How long the whole chain took, from the start of its first send to
+    /// the head of its final response (or to its error), redirects, drains
+    /// and hooks included. Zero for a chain driven by hand.
+    #[must_use]
+    pub fn total_elapsed(&self) -> Duration {
+        self.total
+    }
+
     pub(crate) fn push(&mut self, hop: Hop) {
         self.hops.push(hop);
+    }
+
+    pub(crate) fn set_total(&mut self, total: Duration) {
+        self.total = total;
+    }
+
+    /// What the last hop's request cost.
+    pub(crate) fn set_last_cost(&mut self, cost: HopCost) {
+        if let Some(hop) = self.hops.last_mut() {
+            hop.cost = cost;
+        }
     }
 
     /// A hook sent the last hop somewhere else: record where.

@@ -137,6 +137,9 @@ struct Settings {
     spill_dir: Option<Arc<std::path::Path>>,
     guard: NetworkGuard,
     allowed: Vec<Network>,
+    /// Query parameters whose values spans never show, besides the
+    /// conventions' list.
+    redacted_query: Vec<Box<str>>,
 }
 
 impl fmt::Debug for Policy {
@@ -155,6 +158,7 @@ impl fmt::Debug for Policy {
             .field("spill_after", &self.settings.spill_after)
             .field("spill_dir", &self.spill_dir_field())
             .field("network_guard", &self.settings.guard)
+            .field("redacted_query_parameters", &self.settings.redacted_query)
             .field(
                 "allowed_networks",
                 &self
@@ -193,6 +197,7 @@ impl Policy {
             spill_dir: None,
             guard: NetworkGuard::default(),
             allowed: Vec::new(),
+            redacted_query: Vec::new(),
         };
         Self {
             settings: Arc::new(settings),
@@ -347,6 +352,39 @@ impl Policy {
     #[must_use]
     pub fn allowed_networks(&self) -> Vec<(std::net::IpAddr, u8)> {
         self.settings.allowed.iter().map(|n| n.parts()).collect()
+    }
+
+    /// Show the value of the query parameter `name` (any case) as
+    /// `REDACTED` in the `url.full` of every hop's span, as is done for the
+    /// OpenTelemetry conventions' list (`X-Amz-Signature`,
+    /// `X-Amz-Credential`, `X-Amz-Security-Token`, `AWSAccessKeyId`,
+    /// `Signature`, `sig`, `X-Goog-Signature`). Other query values are
+    /// shown, as the conventions say.
+    ///
+    /// ```
+    /// use redirect_policy::Policy;
+    ///
+    /// let policy = Policy::standard().redact_query_parameter("api_key");
+    /// assert_eq!(&*policy.redacted_query_parameters()[0], "api_key");
+    /// ```
+    #[must_use]
+    pub fn redact_query_parameter(mut self, name: impl Into<String>) -> Self {
+        let name: Box<str> = name.into().into_boxed_str();
+        if !self
+            .settings
+            .redacted_query
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(&name))
+        {
+            self.set().redacted_query.push(name);
+        }
+        self
+    }
+
+    /// The query parameters added with [`Policy::redact_query_parameter`].
+    #[must_use]
+    pub fn redacted_query_parameters(&self) -> &[Box<str>] {
+        &self.settings.redacted_query
     }
 
     /// Whether `ip` is in a prefix exempted with [`Policy::allow_network`].

@@ -23,6 +23,9 @@ use crate::engine::hook::{HookAction, Redirect};
 use crate::{BoxError, Chain, Error, History, NetworkGuard, Policy, Step};
 
 pub(crate) mod refused;
+pub(crate) mod trace;
+
+use trace::HopTrace;
 
 /// The largest 3xx body that is read so that its connection can be reused.
 pub(crate) const DRAIN_LIMIT: u64 = 64 * 1024;
@@ -41,6 +44,8 @@ pub(crate) trait Answer {
     fn remote_addr(&self) -> Option<std::net::SocketAddr> {
         None
     }
+    /// The response's HTTP version.
+    fn version(&self) -> Version;
 }
 
 /// An `http::Response`, as the tower layer's services and ureq give them.
@@ -52,6 +57,10 @@ impl<ResBody> Answer for http::Response<ResBody> {
 
     fn headers(&self) -> &HeaderMap {
         http::Response::headers(self)
+    }
+
+    fn version(&self) -> Version {
+        http::Response::version(self)
     }
 
     /// hyper-util's legacy client puts the connection's `HttpInfo` in every
@@ -91,6 +100,9 @@ pub(crate) struct Hop<'a, B> {
     /// What is left of the chain's deadline.
     #[cfg_attr(not(feature = "reqwest"), allow(dead_code))] // the tower path has no deadline
     pub(crate) timeout: Option<Duration>,
+    /// Requests of the chain sent before this one (a [`crate::ResendCount`]
+    /// for the transport to put in the request's extensions).
+    pub(crate) resend: u32,
 }
 
 impl<B> Hop<'_, B> {
@@ -129,7 +141,7 @@ pub(crate) trait Transport: Send {
     ) -> impl Future<Output = Result<Self::Response, Self::SendError>> + Send + '_;
 
     /// The request for a later hop.
-    fn hop(&self, hop: Hop<'_, Self::Body>) -> Result<Self::Request, BoxError>;
+    fn hop(&mut self, hop: Hop<'_, Self::Body>) -> Result<Self::Request, BoxError>;
 
     /// Read a small 3xx body so that its connection can be reused (see
     /// [`DRAIN_LIMIT`]); drop any other unread. `true` if the hop's own
@@ -165,6 +177,21 @@ pub(crate) trait Transport: Send {
 
     /// A redirect error of the chain.
     fn redirect_failed(error: Error) -> Self::Error;
+
+    /// The kind of an error this transport gives (for the failing hop's
+    /// span), where it is one of ours.
+    fn kind(error: &Self::Error) -> Option<crate::ErrorKind>;
+
+    /// A send, polled in the hop's span where the layers below open spans
+    /// of their own (a reqwest-middleware stack's). Nothing by default.
+    #[cfg(feature = "tracing")]
+    fn traced<F>(send: F, span: Option<&tracing::Span>) -> impl Future<Output = F::Output> + Send
+    where
+        F: Future + Send,
+    {
+        let _ = span;
+        send
+    }
 }
 
 /// Where a chain starts: the caller's request (its body already swapped for
@@ -197,6 +224,8 @@ pub(crate) struct Parts {
     uri: Uri,
     headers: HeaderMap,
     has_body: bool,
+    /// When the first request was sent.
+    started: Option<Instant>,
 }
 
 impl Lazy {
@@ -241,11 +270,28 @@ impl Lazy {
             uri,
             headers,
             has_body,
+            started: None,
         };
         if parts.policy.permanent_memory().is_some() {
             return parts.build().map(|chain| Lazy::Ready(Box::new(chain)));
         }
         Ok(Lazy::Later(Box::new(parts)))
+    }
+
+    /// Whether the current request carries the body.
+    fn sends_body(&self) -> bool {
+        match self {
+            Lazy::Ready(chain) => chain.sends_body(),
+            Lazy::Later(parts) => parts.has_body,
+        }
+    }
+
+    /// When the chain's first request was sent.
+    fn set_started(&mut self, at: Instant) {
+        match self {
+            Lazy::Ready(chain) => chain.set_started(at),
+            Lazy::Later(parts) => parts.started = Some(at),
+        }
     }
 
     /// The chain, built now if it was not yet.
@@ -310,13 +356,11 @@ impl Parts {
             let message = format!("the request URI `{}` is not a valid URL: {e}", self.uri);
             Error::new(Detail::InvalidRequest(message.into()))
         })?;
-        Ok(Chain::new(
-            self.policy,
-            self.method,
-            url,
-            self.headers,
-            self.has_body,
-        ))
+        let mut chain = Chain::new(self.policy, self.method, url, self.headers, self.has_body);
+        if let Some(at) = self.started {
+            chain.set_started(at);
+        }
+        Ok(chain)
     }
 }
 
@@ -339,10 +383,11 @@ fn absolute(uri: &Uri) -> String {
     text
 }
 
-/// The history and the final URL's fragment.
-fn outcome(chain: Chain) -> (History, Option<String>) {
+/// The history and the final URL's fragment, for a final response whose
+/// head came at `at`.
+fn outcome(chain: Chain, at: Instant) -> (History, Option<String>) {
     let fragment = chain.url().fragment().map(str::to_owned);
-    (chain.into_history(), fragment)
+    (chain.finish_at(at), fragment)
 }
 
 /// The future of a whole chain, as [`follow`] boxes it.
@@ -379,6 +424,7 @@ where
     let future = run(
         transport,
         Entry::Send(request),
+        None,
         body,
         chain,
         version,
@@ -389,19 +435,26 @@ where
     Box::pin(future)
 }
 
-/// The chain's span: method and URL (scheme, host, port, path).
+/// The chain's span, the caller's view: method and first URL (scheme, host,
+/// port, path); at its end, the final status and the hops followed. Each
+/// request sent is a `redirect_policy.hop` span under it ([`trace`]).
 #[cfg(feature = "tracing")]
 pub(crate) fn span(chain: &Lazy) -> tracing::Span {
+    use tracing::field::Empty;
     match chain {
-        Lazy::Ready(ready) => tracing::debug_span!(
+        Lazy::Ready(ready) => tracing::info_span!(
             "redirect_policy.follow",
             method = %chain.method(),
             url = %Shown(ready.url()),
+            http.response.status_code = Empty,
+            redirect_policy.hops = Empty,
         ),
-        Lazy::Later(parts) => tracing::debug_span!(
+        Lazy::Later(parts) => tracing::info_span!(
             "redirect_policy.follow",
             method = %chain.method(),
             url = %ShownUri(&parts.uri),
+            http.response.status_code = Empty,
+            redirect_policy.hops = Empty,
         ),
     }
 }
@@ -414,6 +467,7 @@ pub(crate) fn span(chain: &Lazy) -> tracing::Span {
 pub(crate) fn resume<'a, T>(
     transport: T,
     first: Result<T::Response, T::SendError>,
+    trace: HopTrace,
     body: Replay<T::Body>,
     chain: Lazy,
     version: Version,
@@ -425,6 +479,7 @@ where
     Box::pin(run(
         transport,
         Entry::Got(first),
+        Some(trace),
         body,
         chain,
         version,
@@ -435,6 +490,7 @@ where
 /// What the loop starts from: a request to send, or the first hop's result.
 enum Entry<T: Transport> {
     Send(T::Request),
+    /// The first hop's result (its trace is the loop's current one).
     #[cfg_attr(not(feature = "tower"), allow(dead_code))] // only the tower layer resumes
     Got(Result<T::Response, T::SendError>),
 }
@@ -448,6 +504,7 @@ enum Entry<T: Transport> {
 fn run<T>(
     mut transport: T,
     mut next: Entry<T>,
+    mut current: Option<HopTrace>,
     body: Replay<T::Body>,
     mut lazy: Lazy,
     version: Version,
@@ -458,19 +515,25 @@ where
     <T::Body as http_body::Body>::Error: Into<BoxError>,
 {
     async move {
-        if matches!(next, Entry::Send(_)) {
-            lazy = lazy.check_first_hop().map_err(T::redirect_failed)?;
+        if matches!(next, Entry::Send(..)) {
+            lazy = lazy
+                .check_first_hop()
+                .map_err(|e| fail::<T>(current.as_ref(), e))?;
         }
-        // The first hop sends the caller's own request, with its extensions,
-        // unless a remembered permanent redirect already moved it.
+        // The first hop sends the caller's own request, with its
+        // extensions, unless a remembered permanent redirect already
+        // moved it.
         if let (Lazy::Ready(chain), Entry::Send(_)) = (&lazy, &next) {
             if !chain.history().is_empty() {
-                next = Entry::Send(
-                    hop_request(&transport, chain, &body, deadline, version)
-                        .map_err(T::redirect_failed)?,
-                );
+                let request = hop_request(&mut transport, chain, &body, deadline, version, 0)
+                    .map_err(|e| fail::<T>(current.as_ref(), e))?;
+                next = Entry::Send(request);
             }
         }
+        // Requests sent so far. (`current`: the request in flight, the tower
+        // layer's first one or none yet, for its span's `error.type` when
+        // the chain fails while it is the current one.)
+        let mut sends: u32 = 0;
         // Whether the current hop was sent again after a refusal (once a hop).
         let mut resent = false;
         loop {
@@ -485,11 +548,33 @@ where
                 // across the send's await, 272 more bytes of state, which
                 // puts the boxed loop past malloc's small-size fast path.)
                 let sent = match next {
-                    Entry::Got(first) => Some(first),
-                    Entry::Send(request) => match deadline {
-                        None => Some(transport.send(request).await),
-                        Some(deadline) => within::<T, _>(transport.send(request), deadline).await,
-                    },
+                    Entry::Got(first) => {
+                        sends += 1;
+                        if let Some(trace) = &current {
+                            lazy.set_started(trace.started());
+                        }
+                        Some(first)
+                    }
+                    Entry::Send(request) => {
+                        let trace = current.insert(HopTrace::begin(&lazy, sends));
+                        sends += 1;
+                        if sends == 1 {
+                            lazy.set_started(trace.started());
+                        }
+                        // (The call itself in the span too: a tower service
+                        // does its work there.)
+                        // The call in the hop's span (a tower service and ureq do
+                        // their work there), and the polls where the transport
+                        // asks for it ([`Transport::traced`]; not for every
+                        // transport: it costs the loop's state 48 bytes).
+                        let send = trace.in_span(|| transport.send(request));
+                        #[cfg(feature = "tracing")]
+                        let send = T::traced(send, trace.span());
+                        match deadline {
+                            None => Some(send.await),
+                            Some(deadline) => within::<T, _>(send, deadline).await,
+                        }
+                    }
                 };
                 match sent {
                     Some(Ok(response)) => response,
@@ -501,26 +586,55 @@ where
                         // Not processed: send it once more, from its first byte
                         // (a stream that outgrew its buffer fails as it did).
                         drop(e);
-                        let (request, chain) = again(&transport, lazy, &body, deadline, version)?;
+                        let (request, chain) =
+                            again(&mut transport, lazy, &body, deadline, version, sends)
+                                .map_err(|e| record::<T>(current.as_ref(), e))?;
                         (next, lazy, resent) = (Entry::Send(request), chain, true);
                         continue;
                     }
-                    Some(Err(e)) => return Err(failed::<T>(lazy, Some(e), deadline)),
-                    None => return Err(failed::<T>(lazy, None, deadline)),
+                    Some(Err(e)) => {
+                        return Err(record::<T>(
+                            current.as_ref(),
+                            failed::<T>(lazy, Some(e), deadline),
+                        ))
+                    }
+                    None => {
+                        return Err(record::<T>(
+                            current.as_ref(),
+                            failed::<T>(lazy, None, deadline),
+                        ))
+                    }
                 }
             };
+            let redirect = response.status().is_redirection();
+            let (head_at, cost) = match current.as_ref() {
+                Some(trace) => {
+                    trace.answered(&response, &body, redirect, sends > 1, lazy.sends_body())
+                }
+                None => (Instant::now(), None),
+            };
             if let Lazy::Ready(chain) = &lazy {
-                followed_below(chain, &response).map_err(T::redirect_failed)?;
+                followed_below(chain, &response).map_err(|e| fail::<T>(current.as_ref(), e))?;
             }
             // Refused: the response is dropped unread.
-            lazy = lazy.check_peer(&response).map_err(T::redirect_failed)?;
-            if !response.status().is_redirection() {
+            lazy = lazy
+                .check_peer(&response)
+                .map_err(|e| fail::<T>(current.as_ref(), e))?;
+            if !redirect {
                 // Final: the hop's body goes on as it is (a server may answer
                 // before it has read the whole upload).
                 let (history, fragment) = match lazy {
-                    Lazy::Ready(chain) => outcome(*chain),
-                    Lazy::Later(_) => (History::default(), None),
+                    Lazy::Ready(chain) => outcome(*chain, head_at),
+                    Lazy::Later(parts) => {
+                        let mut history = History::default();
+                        if let Some(started) = parts.started {
+                            history.set_total(head_at.saturating_duration_since(started));
+                        }
+                        (history, None)
+                    }
                 };
+                #[cfg(feature = "tracing")]
+                trace::spans::chain_done(response.status(), history.len());
                 return Ok(T::finish(response, history, fragment));
             }
             // A 3xx head: stop the hop's body reader *before* anything is
@@ -529,7 +643,7 @@ where
             // what a replay sends (an error stops the reader for good: dropping
             // `body` while paused retires it).
             let replay = body.pause();
-            let mut chain = lazy.force().map_err(T::redirect_failed)?;
+            let mut chain = lazy.force().map_err(|e| fail::<T>(current.as_ref(), e))?;
             // Only a hook needs the state from before a hop, to stop there.
             let before = chain
                 .policy()
@@ -538,11 +652,16 @@ where
                 .then(|| Box::new(Chain::clone(&chain)));
             let step = chain
                 .on_response(response.status(), response.headers(), replay)
-                .map_err(T::redirect_failed)?;
+                .map_err(|e| fail::<T>(current.as_ref(), e))?;
             if step == Step::Done {
                 body.resume();
-                let (history, fragment) = outcome(*chain);
+                let (history, fragment) = outcome(*chain, head_at);
+                #[cfg(feature = "tracing")]
+                trace::spans::chain_done(response.status(), history.len());
                 return Ok(T::finish(response, history, fragment));
+            }
+            if let Some(cost) = cost {
+                chain.set_last_cost(cost);
             }
             if let Some(before) = before {
                 // Boxed: only a policy with a hook pays for its state.
@@ -559,21 +678,22 @@ where
                     Some(Ok(true)) => {}
                     Some(Ok(false)) => {
                         body.resume();
-                        let (history, fragment) = outcome(*before);
+                        let (history, fragment) = outcome(*before, Instant::now());
+                        #[cfg(feature = "tracing")]
+                        trace::spans::chain_done(response.status(), history.len());
                         return Ok(T::finish(response, history, fragment));
                     }
-                    Some(Err(e)) => return Err(T::redirect_failed(e)),
-                    None => return Err(T::redirect_failed(chain.timeout_error(None))),
+                    Some(Err(e)) => return Err(fail::<T>(current.as_ref(), e)),
+                    None => return Err(fail::<T>(current.as_ref(), chain.timeout_error(None))),
                 }
             }
             #[cfg(feature = "tracing")]
             trace_hop(&chain);
             // The old hop is abandoned: its reader fails now (the transport
             // resets or closes it), whether or not the body is sent again.
-            next = Entry::Send(
-                hop_request(&transport, &chain, &body, deadline, version)
-                    .map_err(T::redirect_failed)?,
-            );
+            let request = hop_request(&mut transport, &chain, &body, deadline, version, sends)
+                .map_err(|e| fail::<T>(current.as_ref(), e))?;
+            next = Entry::Send(request);
             match deadline {
                 None => {
                     T::drain(response).await;
@@ -590,7 +710,7 @@ where
                     // went past it: seen once in 50 loaded runs of the
                     // deadline tests).
                     if drained.await.is_none_or(|timed_out| timed_out) {
-                        return Err(T::redirect_failed(chain.timeout_error(None)));
+                        return Err(fail::<T>(current.as_ref(), chain.timeout_error(None)));
                     }
                 }
             }
@@ -624,13 +744,15 @@ impl Future for YieldOnce {
     }
 }
 
-/// The request to send a refused hop again, and the chain, built now.
+/// The request to send a refused hop again (after `sends` requests), and
+/// the chain, built now.
 fn again<T: Transport>(
-    transport: &T,
+    transport: &mut T,
     lazy: Lazy,
     body: &Replay<T::Body>,
     deadline: Option<Instant>,
     version: Version,
+    sends: u32,
 ) -> Result<(T::Request, Lazy), T::Error>
 where
     <T::Body as http_body::Body>::Error: Into<BoxError>,
@@ -638,9 +760,26 @@ where
     let chain = lazy.force().map_err(T::redirect_failed)?;
     #[cfg(feature = "tracing")]
     tracing::debug!(url = %Shown(chain.url()), "hop refused unprocessed; sending it again");
-    let request =
-        hop_request(transport, &chain, body, deadline, version).map_err(T::redirect_failed)?;
+    let request = hop_request(transport, &chain, body, deadline, version, sends)
+        .map_err(T::redirect_failed)?;
     Ok((request, Lazy::Ready(chain)))
+}
+
+/// A chain error while `current` was the hop in flight: its span gets the
+/// error's type.
+fn fail<T: Transport>(current: Option<&HopTrace>, error: Error) -> T::Error {
+    if let Some(trace) = current {
+        trace.failed(Some(error.kind()));
+    }
+    T::redirect_failed(error)
+}
+
+/// The same, for an error already the transport's.
+fn record<T: Transport>(current: Option<&HopTrace>, error: T::Error) -> T::Error {
+    if let Some(trace) = current {
+        trace.failed(T::kind(&error));
+    }
+    error
 }
 
 /// A send that failed (`Some`), or that the chain's deadline cut short
@@ -723,13 +862,14 @@ async fn run_hook(
     }
 }
 
-/// The request for the hop the chain now holds.
+/// The request for the hop the chain now holds, after `sends` others.
 fn hop_request<T: Transport>(
-    transport: &T,
+    transport: &mut T,
     chain: &Chain,
     body: &Replay<T::Body>,
     deadline: Option<Instant>,
     version: Version,
+    sends: u32,
 ) -> Result<T::Request, Error>
 where
     <T::Body as http_body::Body>::Error: Into<BoxError>,
@@ -767,6 +907,7 @@ where
             body: hop_body,
             version,
             timeout,
+            resend: sends,
         })
         .map_err(|e| {
             chain

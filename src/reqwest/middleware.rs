@@ -100,7 +100,10 @@ impl Transport for Stack<'_, '_> {
         self.next.clone().run(request, self.extensions)
     }
 
-    fn hop(&self, next: Hop<'_, reqwest::Body>) -> Result<reqwest::Request, BoxError> {
+    /// The middlewares after this one see the hop's [`crate::ResendCount`]
+    /// in the extensions they are given (reqwest's request has none).
+    fn hop(&mut self, next: Hop<'_, reqwest::Body>) -> Result<reqwest::Request, BoxError> {
+        self.extensions.insert(crate::ResendCount::new(next.resend));
         Ok(transport::hop(next))
     }
 
@@ -151,6 +154,30 @@ impl Transport for Stack<'_, '_> {
 
     fn redirect_failed(error: Error) -> reqwest_middleware::Error {
         reqwest_middleware::Error::middleware(error)
+    }
+
+    /// The rest of the stack runs in the hop's span: a reqwest-tracing
+    /// middleware after this one opens its span under it, one per hop.
+    #[cfg(feature = "tracing")]
+    fn traced<F>(
+        send: F,
+        span: Option<&tracing::Span>,
+    ) -> impl std::future::Future<Output = F::Output> + Send
+    where
+        F: std::future::Future + Send,
+    {
+        let span = span.cloned().unwrap_or_else(tracing::Span::none);
+        tracing::Instrument::instrument(send, span)
+    }
+
+    fn kind(error: &reqwest_middleware::Error) -> Option<crate::ErrorKind> {
+        match error {
+            reqwest_middleware::Error::Middleware(e) => e.downcast_ref::<Error>().map(Error::kind),
+            reqwest_middleware::Error::Reqwest(e) if e.is_timeout() => {
+                Some(crate::ErrorKind::Timeout)
+            }
+            reqwest_middleware::Error::Reqwest(_) => Some(crate::ErrorKind::Request),
+        }
     }
 }
 

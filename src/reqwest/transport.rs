@@ -33,6 +33,10 @@ impl Answer for reqwest::Response {
     fn remote_addr(&self) -> Option<std::net::SocketAddr> {
         reqwest::Response::remote_addr(self)
     }
+
+    fn version(&self) -> http::Version {
+        reqwest::Response::version(self)
+    }
 }
 
 impl From<ReplayBody<reqwest::Body>> for reqwest::Body {
@@ -212,7 +216,7 @@ impl Transport for reqwest::Client {
         self.execute(request)
     }
 
-    fn hop(&self, next: Hop<'_, reqwest::Body>) -> Result<reqwest::Request, BoxError> {
+    fn hop(&mut self, next: Hop<'_, reqwest::Body>) -> Result<reqwest::Request, BoxError> {
         Ok(hop(next))
     }
 
@@ -247,5 +251,9 @@ impl Transport for reqwest::Client {
 
     fn redirect_failed(error: Error) -> Error {
         error
+    }
+
+    fn kind(error: &Error) -> Option<crate::ErrorKind> {
+        Some(error.kind())
     }
 }

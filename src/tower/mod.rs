@@ -14,7 +14,7 @@ use tower_service::Service;
 
 use crate::body::{Limits, Replay, ReplayBody};
 use crate::engine::error::Detail;
-use crate::follow::{follow, Hop, Lazy, Start, Transport, DRAIN_LIMIT};
+use crate::follow::{follow, trace::HopTrace, Hop, Lazy, Start, Transport, DRAIN_LIMIT};
 use crate::{BoxError, Chain, Error, History, Policy};
 
 /// A [`tower_layer::Layer`] that follows redirects under a [`Policy`].
@@ -200,6 +200,8 @@ struct Rest<S, B, ResBody> {
     body: Replay<B>,
     chain: Lazy,
     version: http::Version,
+    /// The first hop, sent by the future itself.
+    trace: HopTrace,
 }
 
 impl<S, B, ResBody> fmt::Debug for FollowRedirectFuture<S, B, ResBody>
@@ -230,7 +232,11 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::First { call, rest } => {
-                    let first = match call.poll(cx) {
+                    let polled = match rest.as_ref() {
+                        Some(rest) => rest.trace.in_span(|| call.poll(cx)),
+                        None => return Poll::Ready(Err(polled_after_completion())),
+                    };
+                    let first = match polled {
                         Poll::Ready(first) => first.map_err(Into::into),
                         Poll::Pending => return Poll::Pending,
                     };
@@ -242,19 +248,31 @@ where
                         // with an empty history; the body goes on as it is
                         // (unless the network guard withholds it).
                         Ok(response) if !response.status().is_redirection() => {
+                            let (head_at, _) = rest.trace.answered(
+                                &response,
+                                &rest.body,
+                                false,
+                                false,
+                                rest.body.is_some(),
+                            );
                             if let Err(error) = rest.chain.check_peer(&response) {
+                                rest.trace.failed(Some(error.kind()));
                                 return Poll::Ready(Err(error));
                             }
+                            let mut history = History::default();
+                            history
+                                .set_total(head_at.saturating_duration_since(rest.trace.started()));
+                            #[cfg(feature = "tracing")]
+                            crate::follow::trace::spans::chain_done(response.status(), 0);
                             return Poll::Ready(Ok(Tower::<S, B, ResBody>::finish(
-                                response,
-                                History::default(),
-                                None,
+                                response, history, None,
                             )));
                         }
                         first => {
                             let chain = crate::follow::resume(
                                 rest.transport,
                                 first,
+                                rest.trace,
                                 rest.body,
                                 rest.chain,
                                 rest.version,
@@ -339,7 +357,11 @@ where
         // it ready first). Moving the service out and a clone in would copy
         // both (measured: ~0.1k instructions of memcpy per request).
         let service = self.inner.clone();
-        let call = self.inner.call(request);
+        #[cfg(feature = "tracing")]
+        let trace = HopTrace::begin_under(&chain, &span);
+        #[cfg(not(feature = "tracing"))]
+        let trace = HopTrace::begin_under(&chain);
+        let call = trace.in_span(|| self.inner.call(request));
         FollowRedirectFuture {
             state: State::First {
                 call,
@@ -348,6 +370,7 @@ where
                     body,
                     chain,
                     version,
+                    trace,
                 }),
             },
             span,
@@ -457,7 +480,7 @@ where
         }
     }
 
-    fn hop(&self, hop: Hop<'_, B>) -> Result<Self::Request, BoxError> {
+    fn hop(&mut self, hop: Hop<'_, B>) -> Result<Self::Request, BoxError> {
         let uri = Uri::try_from(hop.sent_url())?;
         let mut request = Request::new(hop.body.unwrap_or_default());
         *request.method_mut() = hop.method;
@@ -465,6 +488,9 @@ where
         *request.headers_mut() = hop.headers;
         *request.version_mut() = hop.version;
         *request.extensions_mut() = self.extensions.clone();
+        request
+            .extensions_mut()
+            .insert(crate::ResendCount::new(hop.resend));
         Ok(request)
     }
 
@@ -497,6 +523,10 @@ where
 
     fn send_timed_out(chain: &Chain, error: BoxError) -> Error {
         chain.timeout_error(Some(error))
+    }
+
+    fn kind(error: &Error) -> Option<crate::ErrorKind> {
+        Some(error.kind())
     }
 
     fn redirect_failed(error: Error) -> Error {
@@ -564,14 +594,17 @@ mod tests {
             .unwrap()
             .into_parts();
         let chain = Lazy::from_head(Policy::standard(), &head, false).unwrap();
+        let trace = HopTrace::begin(&chain, 0);
         let future = crate::follow::resume(
             transport,
             Err("refused".into()),
+            trace,
             Replay::None,
             chain,
             http::Version::HTTP_11,
         );
         let size = std::mem::size_of_val(&*future);
+        eprintln!("the loop's state is {size} bytes");
         assert!(size <= 1024, "the loop's state is {size} bytes");
     }
 }

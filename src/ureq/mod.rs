@@ -586,12 +586,13 @@ impl Transport for Ureq {
         std::future::ready(result)
     }
 
-    fn hop(&self, hop: Hop<'_, Body>) -> Result<Outgoing, BoxError> {
+    fn hop(&mut self, hop: Hop<'_, Body>) -> Result<Outgoing, BoxError> {
         let uri: Uri = hop.sent_url().parse()?;
         let mut request = Request::builder()
             .method(hop.method.clone())
             .uri(uri)
             .version(hop.version)
+            .extension(crate::ResendCount::new(hop.resend))
             .body(())?;
         *request.headers_mut() = hop.headers;
         let (parts, ()) = request.into_parts();
@@ -646,6 +647,10 @@ impl Transport for Ureq {
 
     fn redirect_failed(error: Error) -> Error {
         error
+    }
+
+    fn kind(error: &Error) -> Option<crate::ErrorKind> {
+        Some(error.kind())
     }
 }
 
