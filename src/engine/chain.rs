@@ -388,17 +388,29 @@ impl Chain {
     }
 
     /// For the I/O loop: when the chain's first request was sent.
+    #[cfg_attr(
+        not(any(feature = "reqwest", feature = "tower", feature = "ureq")),
+        allow(dead_code)
+    )] // for the I/O loop
     pub(crate) fn set_started(&mut self, at: std::time::Instant) {
         self.started = Some(at);
     }
 
     /// For the I/O loop: what the request that got the last hop's 3xx cost.
+    #[cfg_attr(
+        not(any(feature = "reqwest", feature = "tower", feature = "ureq")),
+        allow(dead_code)
+    )] // for the I/O loop
     pub(crate) fn set_last_cost(&mut self, cost: crate::engine::history::HopCost) {
         self.history.set_last_cost(cost);
     }
 
     /// For the I/O loop: the history at the final response, whose head came
     /// at `at`.
+    #[cfg_attr(
+        not(any(feature = "reqwest", feature = "tower", feature = "ureq")),
+        allow(dead_code)
+    )] // for the I/O loop
     pub(crate) fn finish_at(mut self, at: std::time::Instant) -> History {
         if let Some(started) = self.started {
             self.history

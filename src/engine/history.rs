@@ -248,6 +248,10 @@ impl History {
     }
 
     /// What the last hop's request cost.
+    #[cfg_attr(
+        not(any(feature = "reqwest", feature = "tower", feature = "ureq")),
+        allow(dead_code)
+    )] // for the I/O loop
     pub(crate) fn set_last_cost(&mut self, cost: HopCost) {
         if let Some(hop) = self.hops.last_mut() {
             hop.cost = cost;

@@ -45,6 +45,7 @@ pub(crate) trait Answer {
         None
     }
     /// The response's HTTP version.
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))] // only the hop spans read it
     fn version(&self) -> Version;
 }
 
@@ -102,6 +103,10 @@ pub(crate) struct Hop<'a, B> {
     pub(crate) timeout: Option<Duration>,
     /// Requests of the chain sent before this one (a [`crate::ResendCount`]
     /// for the transport to put in the request's extensions).
+    #[cfg_attr(
+        not(any(feature = "middleware", feature = "tower", feature = "ureq")),
+        allow(dead_code)
+    )] // reqwest's own client has no request extensions
     pub(crate) resend: u32,
 }
 
