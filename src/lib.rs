@@ -152,6 +152,69 @@
 //! and an address on another port than the URL's is taken for the proxy's,
 //! not the target's ([`Chain::on_peer`]).
 //!
+//! # Tracing: a span per hop
+//!
+//! With feature `tracing` (a default), every request a chain sends is a
+//! span of its own, `redirect_policy.hop`, a child of the chain's span
+//! `redirect_policy.follow`, on every adapter. The fields follow
+//! OpenTelemetry's stable HTTP client conventions, so that
+//! `tracing-opentelemetry` exports each hop as a `CLIENT` span with no code
+//! of yours (`cargo run --example otel` prints them as a tree):
+//!
+//! | field | value |
+//! |---|---|
+//! | `otel.kind`, `otel.name` | `client`; the method |
+//! | `http.request.method`, `server.address`, `server.port` | the hop's request |
+//! | `url.full` | the hop's URL without userinfo or fragment; the values of `X-Amz-Signature`, `X-Amz-Credential`, `X-Amz-Security-Token`, `AWSAccessKeyId`, `Signature`, `sig`, `X-Goog-Signature` and of [`Policy::redact_query_parameter`]'s names are `REDACTED` |
+//! | `http.request.resend_count` | 1, 2, … on every request after the first (also a re-send after an HTTP/2 refusal); absent on the first |
+//! | `http.response.status_code`, `network.protocol.version`, `network.peer.address`, `network.peer.port` | the answer |
+//! | `error.type`, `otel.status_code` | where the chain failed at this hop: the [`ErrorKind`] (`TooManyRedirects`, `Request`, …); for a final 4xx or 5xx, the status code |
+//! | `redirect_policy.body_action`, `redirect_policy.stripped_headers`, `redirect_policy.remembered` | what the redirect before this request did to it (header names only, never values) |
+//! | `redirect_policy.body_bytes_sent`, `redirect_policy.replayed_bytes`, `redirect_policy.elapsed_us` | what it cost, as in [`Hop`] |
+//!
+//! The chain's span keeps the caller's view: method, first URL (no query),
+//! and at its end `http.response.status_code` and `redirect_policy.hops`.
+//! Both spans are at `INFO`. Nobody listening costs nothing but a level
+//! check: no span is built and `url.full` is never formatted (BENCHMARKS.md
+//! §8 has the instruction counts).
+//!
+//! The same figures are in the [`History`] whether or not anybody traces:
+//! [`Hop::elapsed`], [`Hop::body_bytes_sent`], [`Hop::replayed_bytes`],
+//! [`Hop::remote_addr`] and [`History::total_elapsed`].
+//!
+//! **reqwest-tracing.** Register its `TracingMiddleware` *after*
+//! [`FollowRedirectsMiddleware`]: it then runs once per hop, inside our hop
+//! span, and gives one span per hop. Our [`ResendCount`] is in the
+//! `Extensions` it is given, for a span backend that records
+//! `http.request.resend_count` (`tests/spans.rs` has one):
+//!
+//! ```no_run
+//! # #[cfg(feature = "middleware")]
+//! # fn build(inner: reqwest::Client) -> reqwest_middleware::ClientWithMiddleware {
+//! use redirect_policy::{FollowRedirectsMiddleware, Policy};
+//! # struct TracingMiddleware;
+//! # impl TracingMiddleware { fn default() -> Self { Self } }
+//! # #[async_trait::async_trait]
+//! # impl reqwest_middleware::Middleware for TracingMiddleware {
+//! #     async fn handle(&self, req: reqwest::Request, ext: &mut http::Extensions,
+//! #         next: reqwest_middleware::Next<'_>) -> reqwest_middleware::Result<reqwest::Response> {
+//! #         next.run(req, ext).await
+//! #     }
+//! # }
+//! reqwest_middleware::ClientBuilder::new(inner)
+//!     .with(FollowRedirectsMiddleware::new(Policy::standard()))
+//!     .with(TracingMiddleware::default()) // reqwest_tracing::TracingMiddleware
+//!     .build()
+//! # }
+//! ```
+//!
+//! **What lies below is out of reach.** hyper-util 0.1 logs its
+//! connection-pool key at `DEBUG` (and `TRACE`), and for a URL with
+//! userinfo (`https://user:password@host/`) that key includes the password;
+//! no field of ours ever does. Keep credentials out of URLs: send them in
+//! headers (`basic_auth`, `bearer_auth`, an `Authorization` header), which
+//! no span shows and which a redirect to another origin strips.
+//!
 //! # Features
 //!
 //! | feature | default | what it gives |
@@ -159,7 +222,7 @@
 //! | `reqwest` | yes | the `Client` adapter; without it, only the sans-IO engine ([`Chain`]) |
 //! | `rustls` | yes | reqwest's rustls TLS (implies `reqwest`) |
 //! | `native-tls` | no | reqwest's native-tls (implies `reqwest`) |
-//! | `tracing` | yes | a `redirect_policy.follow` span per request and a debug event per hop (status, from, to, methods, body action, names of stripped headers; URLs without query) |
+//! | `tracing` | yes | a `redirect_policy.follow` span per chain and a `redirect_policy.hop` span per request sent, by OpenTelemetry's HTTP client conventions (see "Tracing"); a debug event per redirect |
 //! | `middleware` | no | `FollowRedirectsMiddleware` for reqwest-middleware 0.5 |
 //! | `blocking` | no | `blocking::Client`, for code that does not run async |
 //! | `http2` | no | reqwest's HTTP/2 (replays, early 3xx and the rules are tested over h2 too); turns on `h2` |
