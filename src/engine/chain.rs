@@ -285,11 +285,22 @@ impl Chain {
     /// exempt its address with [`Policy::allow_network`].)
     pub fn on_peer(&mut self, peer: std::net::SocketAddr) -> Result<(), Error> {
         let guard = self.policy.guard();
+        let literal = match self.url.host() {
+            Some(Host::Ipv4(v4)) => Some(IpAddr::V4(v4)),
+            Some(Host::Ipv6(v6)) => Some(IpAddr::V6(v6)),
+            _ => None,
+        };
         if guard == NetworkGuard::Off
             || Some(peer.port()) != self.url.port_or_known_default()
-            || matches!(self.url.host(), Some(Host::Ipv4(v4)) if IpAddr::V4(v4) != peer.ip())
-            || matches!(self.url.host(), Some(Host::Ipv6(v6)) if IpAddr::V6(v6) != peer.ip())
+            || literal.is_some_and(|literal| literal != peer.ip())
         {
+            return Ok(());
+        }
+        if literal.is_some() {
+            // The URL's own address: checked before it was sent
+            // (`Chain::refusal`, `Chain::check_first_hop`); and a literal
+            // first hop's space was known from the start.
+            self.peer_seen = true;
             return Ok(());
         }
         let ip = peer.ip();
@@ -581,7 +592,7 @@ impl Chain {
             url: previous_url,
             next: self.url.clone(),
             method: previous_method,
-            next_method: self.method.clone(),
+            to_get: switch,
             body,
             stripped,
             remembered,

@@ -103,10 +103,8 @@ pub(crate) struct Hop<'a, B> {
     pub(crate) timeout: Option<Duration>,
     /// Requests of the chain sent before this one (a [`crate::ResendCount`]
     /// for the transport to put in the request's extensions).
-    #[cfg_attr(
-        not(any(feature = "middleware", feature = "tower", feature = "ureq")),
-        allow(dead_code)
-    )] // reqwest's own client has no request extensions
+    #[cfg_attr(not(any(feature = "middleware", feature = "ureq")), allow(dead_code))]
+    // reqwest's own client has no request extensions; the tower layer puts none (cost)
     pub(crate) resend: u32,
 }
 
@@ -331,14 +329,24 @@ impl Lazy {
     /// [`Chain::on_peer`]); on a refusal the caller drops the response
     /// unread. A first hop's final answer is checked only under
     /// `PublicOnly` (no chain is built for it otherwise).
-    pub(crate) fn check_peer(self, response: &impl Answer) -> Result<Self, Error> {
+    ///
+    /// `known`: the address, where the caller looked it up already.
+    #[allow(clippy::option_option)] // not looked up, or looked up and unknown
+    pub(crate) fn check_peer(
+        self,
+        response: &impl Answer,
+        known: Option<Option<std::net::SocketAddr>>,
+    ) -> Result<Self, Error> {
         let guard = self.policy().guard();
         let needed = match (&self, guard) {
             (_, NetworkGuard::Off) => false,
             (Lazy::Later(_), NetworkGuard::NoEscalation) => response.status().is_redirection(),
             _ => true,
         };
-        let Some(peer) = needed.then(|| response.remote_addr()).flatten() else {
+        let peer = needed
+            .then(|| known.unwrap_or_else(|| response.remote_addr()))
+            .flatten();
+        let Some(peer) = peer else {
             return Ok(self);
         };
         let mut chain = self.force()?;
@@ -612,18 +620,19 @@ where
                 }
             };
             let redirect = response.status().is_redirection();
-            let (head_at, cost) = match current.as_ref() {
-                Some(trace) => {
-                    trace.answered(&response, &body, redirect, sends > 1, lazy.sends_body())
-                }
-                None => (Instant::now(), None),
+            let had_body = lazy.sends_body();
+            let head_at = match current.as_ref() {
+                Some(trace) => trace.answered(&response, &body, sends > 1, had_body),
+                None => Instant::now(),
             };
             if let Lazy::Ready(chain) = &lazy {
                 followed_below(chain, &response).map_err(|e| fail::<T>(current.as_ref(), e))?;
             }
+            // A 3xx's address, looked up once: for the guard and the history.
+            let peer = redirect.then(|| response.remote_addr());
             // Refused: the response is dropped unread.
             lazy = lazy
-                .check_peer(&response)
+                .check_peer(&response, peer)
                 .map_err(|e| fail::<T>(current.as_ref(), e))?;
             if !redirect {
                 // Final: the hop's body goes on as it is (a server may answer
@@ -665,7 +674,8 @@ where
                 trace::spans::chain_done(response.status(), history.len());
                 return Ok(T::finish(response, history, fragment));
             }
-            if let Some(cost) = cost {
+            if let Some(trace) = current.as_ref() {
+                let cost = trace.cost(head_at, &body, sends > 1, had_body, peer.flatten());
                 chain.set_last_cost(cost);
             }
             if let Some(before) = before {

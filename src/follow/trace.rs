@@ -27,6 +27,7 @@ pub(crate) struct HopTrace {
 impl HopTrace {
     /// The request `lazy` holds now, about to be sent after `resend` others;
     /// its span is a child of the current one (the chain's).
+    #[inline]
     pub(crate) fn begin(
         #[allow(unused_variables)] lazy: &Lazy,
         #[allow(unused_variables)] resend: u32,
@@ -34,7 +35,11 @@ impl HopTrace {
         Self {
             started: Instant::now(),
             #[cfg(feature = "tracing")]
-            span: spans::hop(lazy, resend, None),
+            span: if tracing::level_enabled!(tracing::Level::INFO) {
+                spans::hop(lazy, resend, None)
+            } else {
+                None
+            },
         }
     }
 
@@ -59,6 +64,7 @@ impl HopTrace {
 
     /// Run `f` in the hop's span (the transport's own spans and events are
     /// then its children).
+    #[inline]
     pub(crate) fn in_span<R>(&self, f: impl FnOnce() -> R) -> R {
         #[cfg(feature = "tracing")]
         let _entered = self.span.as_ref().map(|span| span.enter());
@@ -71,38 +77,42 @@ impl HopTrace {
         self.span.as_deref()
     }
 
-    /// The response head came, at the instant returned. `cost`: the figures
-    /// are wanted (a 3xx, whose hop the history records); the span gets them
-    /// whenever someone listens. `again`: not the chain's first send;
-    /// `has_body`: it was sent with the body.
+    /// The response head came: the instant, returned. Its span (where
+    /// someone listens) gets the answer and the figures. `again`: not the
+    /// chain's first send; `has_body`: it was sent with the body.
     pub(crate) fn answered<B>(
         &self,
-        response: &impl Answer,
-        body: &Replay<B>,
-        cost: bool,
-        again: bool,
-        has_body: bool,
-    ) -> (Instant, Option<HopCost>) {
+        #[allow(unused_variables)] response: &impl Answer,
+        #[allow(unused_variables)] body: &Replay<B>,
+        #[allow(unused_variables)] again: bool,
+        #[allow(unused_variables)] has_body: bool,
+    ) -> Instant {
         let now = Instant::now();
         #[cfg(feature = "tracing")]
-        let listened = self.span.is_some();
-        #[cfg(not(feature = "tracing"))]
-        let listened = false;
-        if !cost && !listened {
-            return (now, None);
-        }
-        let (body_bytes_sent, replayed_bytes) = body.hop_figures(has_body, again);
-        let figures = HopCost {
-            elapsed: now.saturating_duration_since(self.started),
-            body_bytes_sent,
-            replayed_bytes,
-            remote_addr: response.remote_addr(),
-        };
-        #[cfg(feature = "tracing")]
         if let Some(span) = &self.span {
+            let figures = self.cost(now, body, again, has_body, response.remote_addr());
             spans::answered(span, response, &figures);
         }
-        (now, cost.then_some(figures))
+        now
+    }
+
+    /// What the hop cost, its head having come at `head_at` (the body's
+    /// counts are frozen once a 3xx paused it).
+    pub(crate) fn cost<B>(
+        &self,
+        head_at: Instant,
+        body: &Replay<B>,
+        again: bool,
+        has_body: bool,
+        remote_addr: Option<std::net::SocketAddr>,
+    ) -> HopCost {
+        let (body_bytes_sent, replayed_bytes) = body.hop_figures(has_body, again);
+        HopCost {
+            elapsed: head_at.saturating_duration_since(self.started),
+            body_bytes_sent,
+            replayed_bytes,
+            remote_addr,
+        }
     }
 
     /// The chain failed while this hop was the current one.
@@ -253,6 +263,9 @@ pub(crate) mod spans {
 
     /// The chain's span, at its end: the final status and the hops followed.
     pub(crate) fn chain_done(status: http::StatusCode, hops: usize) {
+        if !tracing::level_enabled!(tracing::Level::INFO) {
+            return;
+        }
         let span = tracing::Span::current();
         span.record("http.response.status_code", status.as_u16());
         span.record("redirect_policy.hops", hops);
