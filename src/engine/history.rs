@@ -25,14 +25,16 @@ pub(crate) struct HopCost {
 /// after an HTTP/2 refusal counts too. It is OpenTelemetry's
 /// `http.request.resend_count`.
 ///
-/// The adapters put it in the extensions of every request after the first
-/// (the first carries none: [`ResendCount::of`] reads that as 0), where
-/// the code below the redirect loop sees each hop: a reqwest-middleware
-/// middleware registered after
+/// The middleware and the ureq adapter put it in the extensions of every
+/// request after the first (the first carries none: [`ResendCount::of`]
+/// reads that as 0), where the code below the redirect loop sees each hop:
+/// a reqwest-middleware middleware registered after
 /// [`FollowRedirectsMiddleware`](crate::FollowRedirectsMiddleware) (in the
-/// `Extensions` it is given), a tower service under the layer, a ureq
-/// middleware. reqwest's own `Client` drops request extensions, so on
-/// [`Client`](crate::Client) only the hop spans carry it.
+/// `Extensions` it is given), a ureq middleware. Elsewhere the hop spans
+/// carry it (`http.request.resend_count`): reqwest's own `Client` drops
+/// request extensions, and the tower layer leaves a hop's extensions as the
+/// caller's (inserting one would allocate the extensions' map on every hop,
+/// measured at 1 % of a hop).
 ///
 /// ```
 /// use redirect_policy::ResendCount;
