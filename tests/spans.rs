@@ -14,6 +14,8 @@
 ))]
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
+#[cfg(feature = "http2")]
+mod chaos;
 mod support;
 
 use std::collections::{BTreeMap, HashMap};
@@ -667,4 +669,53 @@ async fn reqwest_tracing_after_the_middleware_gives_a_span_per_hop() {
         );
     }
     assert_eq!(counts, [None, Some("1".to_owned()), Some("2".to_owned())]);
+}
+
+/// A hop an HTTP/2 server refused unprocessed is sent again: the re-send is
+/// a request of its own, with the next resend count.
+#[cfg(feature = "http2")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_h2_resend_after_a_refusal_has_the_next_resend_count() {
+    use chaos::proxy::{Fault, Proxy};
+
+    seen();
+    let server = Server::start();
+    server.route("/a", Reply::redirect(307, "/b"));
+    let target = format!("127.0.0.1:{}", server.port()).parse().unwrap();
+    let proxy = Proxy::scripted(target, vec![Fault::ResetStream(256 * 1024)]);
+    let client = redirect_policy::Client::from_builder(
+        reqwest::Client::builder().http2_prior_knowledge(),
+        Policy::standard(),
+    )
+    .unwrap();
+    let data = pattern(1024 * 1024);
+    let first = format!("{}/a", proxy.base());
+    // A stream: reqwest re-sends a refused body in memory by itself, below us.
+    let body = support::slow_stream(data.clone(), 16 * 1024, std::time::Duration::ZERO);
+    let response = client.post(&first).body(body).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        proxy.stats.fired.lock().unwrap().len(),
+        1,
+        "the fault fired"
+    );
+    let (_, hops) = chain_of(&shown(&first));
+    let got: Vec<_> = hops
+        .iter()
+        .map(|h| {
+            (
+                h.field("http.request.resend_count"),
+                h.field("http.response.status_code"),
+                h.field("network.protocol.version"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (None, None, None),
+            (Some("1"), Some("307"), Some("2")),
+            (Some("2"), Some("200"), Some("2")),
+        ]
+    );
 }

@@ -197,7 +197,7 @@ pub(crate) mod spans {
                     network.peer.address = Empty,
                     network.peer.port = Empty,
                     http.response.status_code = Empty,
-                    error.type = Empty,
+                    "error.type" = Empty,
                     redirect_policy.body_action = Empty,
                     redirect_policy.stripped_headers = Empty,
                     redirect_policy.remembered = Empty,
