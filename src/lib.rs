@@ -152,6 +152,26 @@
 //! and an address on another port than the URL's is taken for the proxy's,
 //! not the target's ([`Chain::on_peer`]).
 //!
+//! # Uploads and `Expect: 100-continue`
+//!
+//! An upload to an endpoint that answers 307 would send its bytes twice:
+//! to the server that redirects, until its 307 arrives, and then to the
+//! target. With `Expect: 100-continue` ([`Policy::expect_continue`]; on by
+//! default for bodies of 1 MiB or more and streams of unknown length, 1 s
+//! wait, as curl does) the body waits for the server's 100: a server that
+//! redirects answers before a single body byte is sent, and the next hop
+//! reads the body from its source, with no replay buffer and no cap.
+//!
+//! | transport | `Expect: 100-continue` | an early 3xx |
+//! |---|---|---|
+//! | [`ureq::Agent`] (HTTP/1.1) | sent by the rule; ureq holds the body back, and sends none after a final answer | the replay of the whole body (ureq writes it all before it reads) |
+//! | reqwest ([`Client`], the middleware, `blocking`) | never: reqwest 0.13 builds a new `hyper::Request` for each send, without the caller's extensions, so no code above it can see a 100 | the replay of the sent prefix, then the rest of the stream |
+//! | the tower layer | not yet (hyper 1.12's `hyper::ext::on_informational` makes it possible over HTTP/1.1) | the same replay |
+//! | HTTP/2 | never: a stream is cancelled with `RST_STREAM` at no cost to the connection, and a server's early answer arrives while the body is still flowing | the same replay |
+//!
+//! A `417 Expectation Failed` sends the request once more without the
+//! expectation. [`Policy::no_expect_continue`] turns it off.
+//!
 //! # Tracing: a span per hop
 //!
 //! With feature `tracing` (a default), every request a chain sends is a

@@ -199,6 +199,30 @@ where
         (Self::Memory(bytes.clone()), ReplayBody::memory(bytes))
     }
 
+    /// The body's whole length where it is known: in memory, or a stream
+    /// whose source says how much it has left. `None` for a stream of
+    /// unknown length.
+    pub(crate) fn total_len(&self) -> Option<u64> {
+        match self {
+            Self::None => Some(0),
+            Self::Memory(bytes) => Some(bytes.len() as u64),
+            Self::Stream(tee) => {
+                let tee = lock(tee);
+                let prefetched = match &tee.prefetched {
+                    Some(Ok(frame)) => frame.data_ref().map_or(0, |d| d.len() as u64),
+                    _ => 0,
+                };
+                match &tee.source {
+                    None => Some(tee.pulled),
+                    Some(source) => source
+                        .size_hint()
+                        .exact()
+                        .map(|left| left + tee.pulled + prefetched),
+                }
+            }
+        }
+    }
+
     /// Whether the body is there at all.
     pub(crate) fn is_some(&self) -> bool {
         !matches!(self, Self::None)

@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::{HeaderName, StatusCode};
 use url::Url;
@@ -20,6 +21,13 @@ pub const DEFAULT_MAX_REDIRECTS: usize = 10;
 
 /// The default cap on the bytes of a streamed body kept for replay: 8 MiB.
 pub const DEFAULT_MAX_REPLAY_BODY: usize = 8 * 1024 * 1024;
+
+/// The smallest body sent with `Expect: 100-continue` by default (curl's).
+const DEFAULT_EXPECT_MIN_BODY: u64 = 1024 * 1024;
+
+/// How long a request with `Expect: 100-continue` waits for the 100 by
+/// default (curl's).
+const DEFAULT_EXPECT_WAIT: Duration = Duration::from_secs(1);
 
 /// What a redirect status does to the request's method and body.
 ///
@@ -140,6 +148,10 @@ struct Settings {
     /// Query parameters whose values spans never show, besides the
     /// conventions' list.
     redacted_query: Vec<Box<str>>,
+    /// `Expect: 100-continue` for bodies of at least this many bytes (and
+    /// streams of unknown length), waiting this long for the 100; `None`:
+    /// never.
+    expect: Option<(u64, Duration)>,
 }
 
 impl fmt::Debug for Policy {
@@ -159,6 +171,7 @@ impl fmt::Debug for Policy {
             .field("spill_dir", &self.spill_dir_field())
             .field("network_guard", &self.settings.guard)
             .field("redacted_query_parameters", &self.settings.redacted_query)
+            .field("expect_continue", &self.settings.expect)
             .field(
                 "allowed_networks",
                 &self
@@ -198,6 +211,7 @@ impl Policy {
             guard: NetworkGuard::default(),
             allowed: Vec::new(),
             redacted_query: Vec::new(),
+            expect: Some((DEFAULT_EXPECT_MIN_BODY, DEFAULT_EXPECT_WAIT)),
         };
         Self {
             settings: Arc::new(settings),
@@ -352,6 +366,75 @@ impl Policy {
     #[must_use]
     pub fn allowed_networks(&self) -> Vec<(std::net::IpAddr, u8)> {
         self.settings.allowed.iter().map(|n| n.parts()).collect()
+    }
+
+    /// Send a body of at least `min_body` bytes, and a stream of unknown
+    /// length, with `Expect: 100-continue` (RFC 9110 §10.1.1), where the
+    /// transport can hold a body back: the ureq adapter. The body waits for
+    /// the server's `100 Continue`. A server that redirects answers the 3xx
+    /// first, and nothing is uploaded to it: the next hop sends the whole
+    /// body from its source, past [`Policy::max_replay_body`] too. A final
+    /// answer first (a 401, a 413) is returned with nothing uploaded. A
+    /// server that never answers 100 gets the body after `wait`, as curl
+    /// does; a `417 Expectation Failed` sends the request once more without
+    /// the expectation. A hop that follows a redirect asks again by the same
+    /// rule.
+    ///
+    /// The default is curl's: bodies of 1 MiB or more and streams of unknown
+    /// length, with a 1 s wait. A server that supports the mechanism (hyper,
+    /// nginx, Apache, S3) answers 100 at once, so it costs one round trip
+    /// before the body (BENCHMARKS.md §9); below 1 MiB that round trip
+    /// weighs more than what a redirected upload would send twice.
+    ///
+    /// HTTP/2, the reqwest paths and the tower layer do not send it yet
+    /// (see the crate docs, "Uploads and `Expect: 100-continue`"): there an
+    /// early 3xx is answered by the replay of the sent prefix and the rest.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use redirect_policy::Policy;
+    ///
+    /// let policy = Policy::standard().expect_continue(64 * 1024, Duration::from_millis(500));
+    /// assert_eq!(
+    ///     policy.expect_continue_threshold(),
+    ///     Some((64 * 1024, Duration::from_millis(500)))
+    /// );
+    /// ```
+    #[must_use]
+    pub fn expect_continue(mut self, min_body: u64, wait: Duration) -> Self {
+        self.set().expect = Some((min_body, wait));
+        self
+    }
+
+    /// Never send `Expect: 100-continue`.
+    #[must_use]
+    pub fn no_expect_continue(mut self) -> Self {
+        self.set().expect = None;
+        self
+    }
+
+    /// The smallest body sent with `Expect: 100-continue` and how long the
+    /// 100 is waited for ([`Policy::expect_continue`]); `None` when it is
+    /// never sent.
+    #[must_use]
+    pub fn expect_continue_threshold(&self) -> Option<(u64, Duration)> {
+        self.settings.expect
+    }
+
+    /// How long to wait for a 100 before sending a body of `len` bytes
+    /// (`None`: unknown), or `None` if it goes without the expectation. An
+    /// empty body never has one.
+    #[cfg_attr(
+        not(any(feature = "reqwest", feature = "tower", feature = "ureq")),
+        allow(dead_code)
+    )] // for the I/O loop
+    pub(crate) fn expect_wait(&self, len: Option<u64>) -> Option<Duration> {
+        let (min_body, wait) = self.settings.expect?;
+        match len {
+            Some(0) => None,
+            Some(len) if len < min_body => None,
+            _ => Some(wait),
+        }
     }
 
     /// Show the value of the query parameter `name` (any case) as

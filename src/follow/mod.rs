@@ -106,6 +106,10 @@ pub(crate) struct Hop<'a, B> {
     #[cfg_attr(not(any(feature = "middleware", feature = "ureq")), allow(dead_code))]
     // reqwest's own client has no request extensions; the tower layer puts none (cost)
     pub(crate) resend: u32,
+    /// Send it with `Expect: 100-continue`, waiting this long for the 100
+    /// (only where [`Transport::EXPECT_CONTINUE`]).
+    #[cfg_attr(not(feature = "ureq"), allow(dead_code))] // only ureq sends it yet
+    pub(crate) expect: Option<Duration>,
 }
 
 impl<B> Hop<'_, B> {
@@ -127,6 +131,10 @@ impl<B> Hop<'_, B> {
 /// How one request goes out: a reqwest client, the rest of a middleware
 /// stack, or a tower service.
 pub(crate) trait Transport: Send {
+    /// Whether the transport can hold a body back until a `100 Continue`
+    /// (see [`expect_for`]).
+    const EXPECT_CONTINUE: bool = false;
+
     /// The caller's request body type.
     type Body: http_body::Body<Data = Bytes> + Send + 'static;
     /// The transport's request.
@@ -195,6 +203,22 @@ pub(crate) trait Transport: Send {
         let _ = span;
         send
     }
+}
+
+/// Whether a request with `body` goes with `Expect: 100-continue`, and how
+/// long it waits for the 100: the policy's rule
+/// ([`Policy::expect_continue`]), over HTTP/1.1, for a body there is. The
+/// adapters that send it ask this for the first request; the loop for the
+/// later ones (one rule).
+pub(crate) fn expect_for<B>(policy: &Policy, body: &Replay<B>, version: Version) -> Option<Duration>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    if !body.is_some() || version != Version::HTTP_11 {
+        return None;
+    }
+    policy.expect_wait(body.total_len())
 }
 
 /// Where a chain starts: the caller's request (its body already swapped for
@@ -536,19 +560,31 @@ where
         // The first hop sends the caller's own request, with its
         // extensions, unless a remembered permanent redirect already
         // moved it.
+        // What the current hop was sent with (`EXPECTED`: the adapter asks
+        // the same rule for the first one), and what was done about it once
+        // already (`RESENT`: sent again after a refusal; `RETRIED_417`: sent
+        // again without the expectation). One byte: the loop's state is at
+        // its size limit.
+        let mut flags: u8 = 0;
+        if matches!(next, Entry::Send(_))
+            && T::EXPECT_CONTINUE
+            && expect_for(lazy.policy(), &body, version).is_some()
+        {
+            flags = EXPECTED;
+        }
         if let (Lazy::Ready(chain), Entry::Send(_)) = (&lazy, &next) {
             if !chain.history().is_empty() {
-                let request = hop_request(&mut transport, chain, &body, deadline, version, 0)
-                    .map_err(|e| fail::<T>(current.as_ref(), e))?;
+                let (request, expected) =
+                    hop_request(&mut transport, chain, &body, deadline, version, 0, true)
+                        .map_err(|e| fail::<T>(current.as_ref(), e))?;
                 next = Entry::Send(request);
+                flags = if expected { EXPECTED } else { 0 };
             }
         }
         // Requests sent so far. (`current`: the request in flight, the tower
         // layer's first one or none yet, for its span's `error.type` when
         // the chain fails while it is the current one.)
         let mut sends: u32 = 0;
-        // Whether the current hop was sent again after a refusal (once a hop).
-        let mut resent = false;
         loop {
             // Every await of the loop is bounded by the chain's deadline,
             // whatever sits below (a retry middleware included).
@@ -592,17 +628,18 @@ where
                 match sent {
                     Some(Ok(response)) => response,
                     Some(Err(e))
-                        if !resent
+                        if flags & RESENT == 0
                             && T::refused(&e).is_some_and(|r| r.allows(lazy.method()))
                             && body.can_replay() =>
                     {
                         // Not processed: send it once more, from its first byte
                         // (a stream that outgrew its buffer fails as it did).
                         drop(e);
-                        let (request, chain) =
+                        let (request, expected, chain) =
                             again(&mut transport, lazy, &body, deadline, version, sends)
                                 .map_err(|e| record::<T>(current.as_ref(), e))?;
-                        (next, lazy, resent) = (Entry::Send(request), chain, true);
+                        flags = RESENT | if expected { EXPECTED } else { 0 };
+                        (next, lazy) = (Entry::Send(request), chain);
                         continue;
                     }
                     Some(Err(e)) => {
@@ -619,6 +656,31 @@ where
                     }
                 }
             };
+            // `417 Expectation Failed` to our `Expect: 100-continue`: the same
+            // request once more without it (RFC 9110 §10.1.1). Nothing of the
+            // body went out before the answer, so it is sent whole.
+            if response.status() == StatusCode::EXPECTATION_FAILED
+                && flags & (EXPECTED | RETRIED_417) == EXPECTED
+            {
+                if let Some(trace) = current.as_ref() {
+                    trace.answered(&response, &body, sends > 1, lazy.sends_body());
+                }
+                drop(response);
+                let chain = lazy.force().map_err(|e| fail::<T>(current.as_ref(), e))?;
+                let (request, _) = hop_request(
+                    &mut transport,
+                    &chain,
+                    &body,
+                    deadline,
+                    version,
+                    sends,
+                    false,
+                )
+                .map_err(|e| fail::<T>(current.as_ref(), e))?;
+                (next, lazy) = (Entry::Send(request), Lazy::Ready(chain));
+                flags = (flags & RESENT) | RETRIED_417;
+                continue;
+            }
             let redirect = response.status().is_redirection();
             let had_body = lazy.sends_body();
             let head_at = match current.as_ref() {
@@ -706,8 +768,16 @@ where
             trace_hop(&chain);
             // The old hop is abandoned: its reader fails now (the transport
             // resets or closes it), whether or not the body is sent again.
-            let request = hop_request(&mut transport, &chain, &body, deadline, version, sends)
-                .map_err(|e| fail::<T>(current.as_ref(), e))?;
+            let (request, expected) = hop_request(
+                &mut transport,
+                &chain,
+                &body,
+                deadline,
+                version,
+                sends,
+                true,
+            )
+            .map_err(|e| fail::<T>(current.as_ref(), e))?;
             next = Entry::Send(request);
             match deadline {
                 None => {
@@ -735,7 +805,7 @@ where
             // registering as a waiter (as tower-http's future does).
             YieldOnce(false).await;
             lazy = Lazy::Ready(chain);
-            resent = false;
+            flags = if expected { EXPECTED } else { 0 };
         }
     }
 }
@@ -768,17 +838,24 @@ fn again<T: Transport>(
     deadline: Option<Instant>,
     version: Version,
     sends: u32,
-) -> Result<(T::Request, Lazy), T::Error>
+) -> Result<(T::Request, bool, Lazy), T::Error>
 where
     <T::Body as http_body::Body>::Error: Into<BoxError>,
 {
     let chain = lazy.force().map_err(T::redirect_failed)?;
     #[cfg(feature = "tracing")]
     tracing::debug!(url = %Shown(chain.url()), "hop refused unprocessed; sending it again");
-    let request = hop_request(transport, &chain, body, deadline, version, sends)
+    let (request, expected) = hop_request(transport, &chain, body, deadline, version, sends, true)
         .map_err(T::redirect_failed)?;
-    Ok((request, Lazy::Ready(chain)))
+    Ok((request, expected, Lazy::Ready(chain)))
 }
+
+/// The current hop went with `Expect: 100-continue` (see `run`).
+const EXPECTED: u8 = 1;
+/// The current hop was sent again after a refusal.
+const RESENT: u8 = 2;
+/// The current hop was sent again without the expectation, after a 417.
+const RETRIED_417: u8 = 4;
 
 /// A chain error while `current` was the hop in flight: its span gets the
 /// error's type.
@@ -877,7 +954,9 @@ async fn run_hook(
     }
 }
 
-/// The request for the hop the chain now holds, after `sends` others.
+/// The request for the hop the chain now holds, after `sends` others, and
+/// whether it goes with `Expect: 100-continue` (by the rule, where
+/// `may_expect`).
 fn hop_request<T: Transport>(
     transport: &mut T,
     chain: &Chain,
@@ -885,7 +964,8 @@ fn hop_request<T: Transport>(
     deadline: Option<Instant>,
     version: Version,
     sends: u32,
-) -> Result<T::Request, Error>
+    may_expect: bool,
+) -> Result<(T::Request, bool), Error>
 where
     <T::Body as http_body::Body>::Error: Into<BoxError>,
 {
@@ -913,6 +993,11 @@ where
             Some(left)
         }
     };
+    let expect = if T::EXPECT_CONTINUE && may_expect && hop_body.is_some() {
+        expect_for(chain.policy(), body, version)
+    } else {
+        None
+    };
     transport
         .hop(Hop {
             method: chain.method(),
@@ -923,7 +1008,9 @@ where
             version,
             timeout,
             resend: sends,
+            expect,
         })
+        .map(|request| (request, expect.is_some()))
         .map_err(|e| {
             chain
                 .error(Detail::InvalidRequest(e))

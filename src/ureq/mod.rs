@@ -221,7 +221,18 @@ impl Agent {
             }
         };
         let policy_guard = (policy.guard() != NetworkGuard::Off).then(|| policy.clone());
+        // A big body or a stream of unknown length waits for the server's
+        // 100 (ureq holds it back, and sends none after a final answer).
+        let await_100 = follow::expect_for(&policy, &body, parts.version);
         let chain = Lazy::from_head(policy, &parts, body.is_some())?;
+        // (After the chain took the head: the expectation is this request's,
+        // and the rule decides again for every hop.)
+        if await_100.is_some() {
+            parts.headers.insert(
+                http::header::EXPECT,
+                HeaderValue::from_static("100-continue"),
+            );
+        }
         let version = parts.version;
         let transport = Ureq {
             agent: self.agent.clone(),
@@ -230,7 +241,11 @@ impl Agent {
             sent: 0,
         };
         let start = Start {
-            request: Outgoing { parts, body: first },
+            request: Outgoing {
+                parts,
+                body: first,
+                await_100,
+            },
             body,
             chain,
             version,
@@ -502,6 +517,8 @@ impl From<ureq::Error> for Error {
 pub(crate) struct Outgoing {
     parts: http::request::Parts,
     body: ReplayBody<Body>,
+    /// Sent with `Expect: 100-continue`: how long ureq waits for the 100.
+    await_100: Option<Duration>,
 }
 
 /// The loop's view of a ureq agent.
@@ -526,6 +543,7 @@ impl Ureq {
     fn run<B: ureq::AsSendBody>(
         &mut self,
         request: Request<B>,
+        await_100: Option<Duration>,
     ) -> Result<Response<ureq::Body>, ureq::Error> {
         let left = self
             .deadline
@@ -535,6 +553,9 @@ impl Ureq {
             .as_ref()
             .map(|policy| resolve::Watch::arm(request.uri(), policy));
         let mut config = self.agent.configure_request(request).max_redirects(0);
+        if let Some(wait) = await_100 {
+            config = config.timeout_await_100(Some(wait));
+        }
         if let Some(left) = left {
             config = config.timeout_global(Some(left));
         }
@@ -555,6 +576,10 @@ impl Ureq {
 }
 
 impl Transport for Ureq {
+    /// ureq (ureq-proto's `Await100`) holds the body back for the 100 and
+    /// sends none after a final answer.
+    const EXPECT_CONTINUE: bool = true;
+
     type Body = Body;
     type Request = Outgoing;
     type Response = Response<ureq::Body>;
@@ -565,23 +590,30 @@ impl Transport for Ureq {
         &mut self,
         request: Outgoing,
     ) -> impl Future<Output = Result<Response<ureq::Body>, ureq::Error>> + Send + '_ {
-        let Outgoing { parts, body } = request;
+        let Outgoing {
+            parts,
+            body,
+            await_100,
+        } = request;
         // Blocking, here: the loop's future is ready at once.
         let result = match body.inner {
             // No body on a method that has none (a GET, or a hop switched to
             // one): no `Content-Length: 0`, as ureq's own `call()` sends none.
             Inner::Memory(bytes) if bytes.is_empty() && !bodied(&parts.method) => {
-                self.run(Request::from_parts(parts, ureq::SendBody::none()))
+                self.run(Request::from_parts(parts, ureq::SendBody::none()), None)
             }
             // In memory: ureq sends the shared bytes themselves, no copy.
-            Inner::Memory(bytes) => self.run(Request::from_parts(parts, &bytes[..])),
-            Inner::Stream(_) => self.run(Request::from_parts(
-                parts,
-                ureq::SendBody::from_owned_reader(Sending {
-                    body,
-                    piece: Bytes::new(),
-                }),
-            )),
+            Inner::Memory(bytes) => self.run(Request::from_parts(parts, &bytes[..]), await_100),
+            Inner::Stream(_) => self.run(
+                Request::from_parts(
+                    parts,
+                    ureq::SendBody::from_owned_reader(Sending {
+                        body,
+                        piece: Bytes::new(),
+                    }),
+                ),
+                await_100,
+            ),
         };
         std::future::ready(result)
     }
@@ -595,10 +627,17 @@ impl Transport for Ureq {
             .extension(crate::ResendCount::new(hop.resend))
             .body(())?;
         *request.headers_mut() = hop.headers;
+        if hop.expect.is_some() {
+            request.headers_mut().insert(
+                http::header::EXPECT,
+                HeaderValue::from_static("100-continue"),
+            );
+        }
         let (parts, ()) = request.into_parts();
         Ok(Outgoing {
             parts,
             body: hop.body.unwrap_or_else(ReplayBody::empty),
+            await_100: hop.expect,
         })
     }
 

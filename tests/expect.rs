@@ -1,0 +1,380 @@
+//! Issue "A redirected upload sends its body once": `Expect: 100-continue`
+//! on the ureq adapter, over real sockets. Each case asserts what every
+//! server received: a server that redirects before its 100 gets no body
+//! byte, and the next hop sends the whole body from its source, past the
+//! replay cap too.
+#![cfg(feature = "ureq")]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
+mod support;
+
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::{Method, StatusCode};
+use redirect_policy::ureq::{Agent, Body};
+use redirect_policy::{ErrorKind, History, Policy};
+use support::{pattern, BodyEnd, Read, Reply, Server};
+
+const MIB: usize = 1024 * 1024;
+
+fn agent(policy: Policy) -> Agent {
+    let config = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build();
+    Agent::new(ureq::Agent::new_with_config(config), policy)
+}
+
+/// A reader of unknown length: it qualifies for the expectation whatever
+/// its size.
+fn stream(data: &[u8]) -> Body {
+    Body::from_reader(std::io::Cursor::new(data.to_vec()))
+}
+
+fn hops(response: &http::Response<ureq::Body>) -> usize {
+    response
+        .extensions()
+        .get::<History>()
+        .map_or(0, History::len)
+}
+
+/// The default policy: a stream goes with the expectation; the server reads
+/// it (hyper sends 100 when its handler reads), and the body follows.
+#[test]
+fn a_100_then_the_body() {
+    let server = Server::start();
+    let data = pattern(2 * MIB);
+    let response = agent(Policy::standard())
+        .put(&server.url("/upload"))
+        .send(stream(&data))
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let seen = server.one_at("/upload");
+    assert_eq!(seen.header("expect"), Some("100-continue"));
+    assert!(seen.body == data, "{} bytes", seen.body.len());
+}
+
+/// A body in memory under the threshold goes without it; one at the
+/// threshold with it; `no_expect_continue` never.
+#[test]
+fn the_threshold_decides_and_the_policy_can_turn_it_off() {
+    let server = Server::start();
+    for (len, policy, expected) in [
+        (MIB - 1, Policy::standard(), None),
+        (MIB, Policy::standard(), Some("100-continue")),
+        (MIB, Policy::standard().no_expect_continue(), None),
+        (
+            10,
+            Policy::standard().expect_continue(10, Duration::from_secs(1)),
+            Some("100-continue"),
+        ),
+    ] {
+        server.clear();
+        let data = pattern(len);
+        let response = agent(policy)
+            .post(&server.url("/p"))
+            .send(data.clone())
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let seen = server.one_at("/p");
+        assert_eq!(seen.header("expect"), expected, "{len} bytes");
+        assert!(seen.body == data);
+    }
+    // No body, no expectation.
+    agent(Policy::standard())
+        .get(&server.url("/g"))
+        .call()
+        .unwrap();
+    assert_eq!(server.one_at("/g").header("expect"), None);
+}
+
+/// A 307 before the 100: the redirecting server gets no body byte; the
+/// target gets all of it, from the source: a 4 MiB stream follows with a
+/// replay cap of 64 KiB, which a body sent twice could not.
+#[test]
+fn a_307_before_the_100_uploads_nothing_and_the_next_hop_sends_it_all() {
+    let a = Server::start();
+    let b = Server::start();
+    a.route("/a", Reply::redirect(307, b.url("/b")).read(Read::Nothing));
+    let data = pattern(4 * MIB);
+    let policy = Policy::standard().max_replay_body(64 * 1024);
+    let response = agent(policy).put(&a.url("/a")).send(stream(&data)).unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(hops(&response), 1);
+    let first = a.one_at("/a");
+    assert_eq!(first.header("expect"), Some("100-continue"));
+    assert!(
+        first.body.is_empty(),
+        "{} bytes reached the redirecting server",
+        first.body.len()
+    );
+    let second = b.one_at("/b");
+    assert_eq!(second.method, Method::PUT);
+    assert_eq!(
+        second.header("expect"),
+        Some("100-continue"),
+        "the next hop asks again"
+    );
+    assert!(second.body == data, "{} bytes", second.body.len());
+    assert_eq!(second.end(), Some(BodyEnd::Complete));
+}
+
+/// A final answer before the 100 (a 401): returned, nothing uploaded.
+#[test]
+fn a_401_before_the_100_is_returned_with_nothing_uploaded() {
+    let server = Server::start();
+    server.route("/secret", Reply::status(401).read(Read::Nothing));
+    let data = pattern(2 * MIB);
+    let response = agent(Policy::standard())
+        .post(&server.url("/secret"))
+        .send(stream(&data))
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(hops(&response), 0);
+    let seen = server.one_at("/secret");
+    assert!(
+        seen.body.is_empty(),
+        "{} bytes were uploaded",
+        seen.body.len()
+    );
+}
+
+/// A 417: the request once more without the expectation, its body whole.
+#[test]
+fn a_417_sends_the_request_once_more_without_the_expectation() {
+    let server = Server::start();
+    server.route_seq(
+        "/strict",
+        vec![Reply::status(417).read(Read::Nothing), Reply::ok()],
+    );
+    let data = pattern(2 * MIB);
+    let response = agent(Policy::standard())
+        .put(&server.url("/strict"))
+        .send(stream(&data))
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let seen = server.seen_at("/strict");
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].header("expect"), Some("100-continue"));
+    assert!(seen[0].body.is_empty());
+    assert_eq!(seen[1].header("expect"), None);
+    assert!(seen[1].body == data, "{} bytes", seen[1].body.len());
+}
+
+/// A 417 to the retry too (after reading its body) is the answer: no
+/// second retry.
+#[test]
+fn a_second_417_is_returned() {
+    let server = Server::start();
+    server.route_seq(
+        "/never",
+        vec![Reply::status(417).read(Read::Nothing), Reply::status(417)],
+    );
+    let response = agent(Policy::standard())
+        .put(&server.url("/never"))
+        .send(pattern(2 * MIB))
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::EXPECTATION_FAILED);
+    assert_eq!(server.seen_at("/never").len(), 2);
+}
+
+/// A 100 and then an early 307 mid-body: ureq writes the whole body before
+/// it reads the answer, so the replay is the whole body, from the buffer.
+#[test]
+fn a_100_then_an_early_307_mid_body_replays_it_whole() {
+    let server = Server::start();
+    server.route(
+        "/a",
+        Reply::redirect(307, "/b")
+            .read(Read::Prefix(64 * 1024))
+            .body("0123456789")
+            .body_after(Duration::from_millis(100)),
+    );
+    let data = pattern(2 * MIB);
+    let response = agent(Policy::standard())
+        .post(&server.url("/a"))
+        .send(stream(&data))
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let first = server.one_at("/a");
+    assert!(support::wait_until(Duration::from_secs(10), || first
+        .end()
+        .is_some()));
+    first.assert_whole_or_aborted(&data, "the first hop");
+    assert!(server.one_at("/b").body == data);
+}
+
+/// What a raw server received on one connection: the head, and the body
+/// bytes that came after it.
+#[derive(Default)]
+struct Got {
+    heads: Vec<String>,
+    bodies: Vec<Vec<u8>>,
+}
+
+/// A server on a raw socket: for each connection, `serve` reads and writes
+/// as it likes (a server that never sends 100, or answers and closes).
+fn raw_server(serve: fn(TcpStream, &Mutex<Got>)) -> (SocketAddr, Arc<Mutex<Got>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let got = Arc::new(Mutex::new(Got::default()));
+    let shared = Arc::clone(&got);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let got = Arc::clone(&shared);
+            std::thread::spawn(move || serve(stream, &got));
+        }
+    });
+    (addr, got)
+}
+
+/// The request head, and whatever came with it.
+fn read_head(stream: &mut TcpStream) -> (String, Vec<u8>) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+            return (head, buf[end + 4..].to_vec());
+        }
+        let n = stream.read(&mut chunk).unwrap();
+        assert!(n > 0, "the connection closed before the head ended");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn content_length(head: &str) -> usize {
+    head.lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().unwrap())
+        })
+        .unwrap_or(0)
+}
+
+/// A server that never sends 100 and reads the body when it comes: the
+/// wait elapses and the body follows, whole.
+#[test]
+fn a_server_that_never_sends_100_gets_the_body_after_the_wait() {
+    fn serve(mut stream: TcpStream, got: &Mutex<Got>) {
+        let (head, mut body) = read_head(&mut stream);
+        let len = content_length(&head);
+        let mut chunk = vec![0u8; 64 * 1024];
+        while body.len() < len {
+            let n = stream.read(&mut chunk).unwrap();
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+            .unwrap();
+        let mut got = got.lock().unwrap();
+        got.heads.push(head);
+        got.bodies.push(body);
+    }
+    let (addr, got) = raw_server(serve);
+    let data = pattern(2 * MIB);
+    let policy = Policy::standard().expect_continue(MIB as u64, Duration::from_millis(200));
+    let response = agent(policy)
+        .put(&format!("http://{addr}/up"))
+        .send(data.clone())
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let got = got.lock().unwrap();
+    assert!(got.heads[0]
+        .to_ascii_lowercase()
+        .contains("expect: 100-continue"));
+    assert!(got.bodies[0] == data, "{} bytes", got.bodies[0].len());
+}
+
+/// A server that answers 307 to the head and closes at once (haproxy's
+/// `http-request redirect code 307`): with the expectation no body byte was
+/// written, so there is nothing to break; the 307 is read and followed.
+#[test]
+fn a_307_to_the_head_and_a_close_is_followed() {
+    let target = Server::start();
+    let (addr, got) = {
+        fn serve(mut stream: TcpStream, got: &Mutex<Got>) {
+            let (head, early) = read_head(&mut stream);
+            // Give a client that does not wait a moment to send body bytes.
+            stream
+                .set_read_timeout(Some(Duration::from_millis(100)))
+                .unwrap();
+            let mut extra = early;
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = stream.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                extra.extend_from_slice(&chunk[..n]);
+            }
+            let location = TARGET.lock().unwrap().clone();
+            let answer = format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nlocation: {location}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
+            stream.write_all(answer.as_bytes()).unwrap();
+            drop(stream);
+            let mut got = got.lock().unwrap();
+            got.heads.push(head);
+            got.bodies.push(extra);
+        }
+        *TARGET.lock().unwrap() = target.url("/landing");
+        raw_server(serve)
+    };
+    let data = pattern(4 * MIB);
+    let response = agent(Policy::standard())
+        .put(&format!("http://{addr}/v1/upload"))
+        .send(stream(&data))
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        got.lock().unwrap().bodies[0].is_empty(),
+        "body bytes reached the redirecting server"
+    );
+    let landed = target.one_at("/landing");
+    assert!(landed.body == data, "{} bytes", landed.body.len());
+}
+
+static TARGET: Mutex<String> = Mutex::new(String::new());
+
+/// Without the expectation the same server is a reset mid-upload: an I/O
+/// error on ureq, never a short body at the target (what the issue fixes).
+#[test]
+fn without_the_expectation_the_same_close_is_an_error_not_a_short_body() {
+    fn serve(mut stream: TcpStream, _got: &Mutex<Got>) {
+        let _ = read_head(&mut stream);
+        let location = TARGET_NO_EXPECT.lock().unwrap().clone();
+        let answer = format!(
+            "HTTP/1.1 307 Temporary Redirect\r\nlocation: {location}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        );
+        let _ = stream.write_all(answer.as_bytes());
+    }
+    let target = Server::start();
+    *TARGET_NO_EXPECT.lock().unwrap() = target.url("/landing");
+    let (addr, _got) = raw_server(serve);
+    let data = pattern(4 * MIB);
+    let sent = agent(Policy::standard().no_expect_continue())
+        .put(&format!("http://{addr}/v1/upload"))
+        .send(stream(&data));
+    match sent {
+        // The 307 was read in time: followed, the body whole.
+        Ok(response) => {
+            assert_eq!(response.status(), StatusCode::OK);
+            assert!(target.one_at("/landing").body == data);
+        }
+        Err(e) => {
+            assert_eq!(e.kind(), ErrorKind::Request, "{e}");
+            assert!(
+                target.seen_at("/landing").is_empty(),
+                "a short body was sent"
+            );
+        }
+    }
+}
+
+static TARGET_NO_EXPECT: Mutex<String> = Mutex::new(String::new());
