@@ -6,6 +6,7 @@
 //! cargo bench --bench ureq --features ureq               # everything
 //! cargo bench --bench ureq --features ureq -- grid       # bodyless GET chains, 0/1/5 hops
 //! cargo bench --bench ureq --features ureq -- stream     # a streamed PUT through a 307
+//! cargo bench --bench ureq --features ureq -- expect     # Expect: 100-continue: latency, bytes
 //! cargo bench --bench ureq --features ureq -- --rounds 5 # fewer rounds (default 21)
 //! # instruction counts (callgrind): for SIDE in ureq ours, HOPS in 0 1 5, N in 300 900
 //! cargo bench --bench ureq --features ureq --no-run
@@ -27,7 +28,7 @@ use redirect_policy::Policy;
 
 mod common;
 
-use common::{median, spread, start_server, ACCEPTED};
+use common::{median, spread, start_server, ACCEPTED, READ_AT_REDIRECT, READ_BYTES};
 
 fn plain() -> ureq::Agent {
     ureq::Agent::new_with_defaults()
@@ -200,6 +201,88 @@ fn stream(base: &str, rounds: usize) {
     );
 }
 
+/// `Expect: 100-continue` on ureq: what the wait costs against a server
+/// that sends the 100 at once (hyper's), and the bytes that reach a server
+/// that redirects before reading.
+fn expect(base: &str, rounds: usize) {
+    use std::sync::atomic::Ordering;
+    let with = Agent::new(plain(), Policy::standard());
+    let without = Agent::new(plain(), Policy::standard().no_expect_continue());
+    let data = common::pattern_chunk(0, 16 * 1024 * 1024);
+    let url = format!("{base}/hop/0");
+    let once = |agent: &Agent| {
+        let started = Instant::now();
+        let mut response = agent.put(&url).send(data.clone()).unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let _ = response.body_mut().read_to_vec().unwrap();
+        started.elapsed().as_secs_f64()
+    };
+    for _ in 0..3 {
+        once(&with);
+        once(&without);
+    }
+    let (mut xs, mut ys, mut ratios) = (vec![], vec![], vec![]);
+    for round in 0..rounds {
+        let (mut a, mut b) = (vec![], vec![]);
+        for pair in 0..10 {
+            if (pair + round) % 2 == 0 {
+                a.push(once(&with));
+                b.push(once(&without));
+            } else {
+                b.push(once(&without));
+                a.push(once(&with));
+            }
+        }
+        let (x, y) = (median(&mut a), median(&mut b));
+        xs.push(x);
+        ys.push(y);
+        ratios.push(x / y);
+    }
+    println!("## `Expect: 100-continue` (ureq, hyper's server)\n");
+    println!("A 16 MiB PUT from memory, no redirect, {rounds} rounds of 10 pairs alternating:\n");
+    println!("| | time per request (median) |");
+    println!("|---|---:|");
+    println!(
+        "| with `Expect: 100-continue` (the default) | {:.2} ms |",
+        median(&mut xs) * 1e3
+    );
+    println!(
+        "| without (`no_expect_continue`) | {:.2} ms |",
+        median(&mut ys) * 1e3
+    );
+    println!(
+        "\nwith ÷ without: {:.3} (spread {}).\n",
+        median(&mut ratios.clone()),
+        spread(&ratios)
+    );
+    // 64 MiB streamed through a 307 from a server that answers before it
+    // reads: what reaches it, and what reaches the target.
+    let big = common::pattern_chunk(0, 64 * 1024 * 1024);
+    println!("A 64 MiB stream (unknown length) through a 307 answered before the body is read:\n");
+    println!("| | outcome | bytes at the redirecting server | bytes at the target |");
+    println!("|---|---|---:|---:|");
+    for (label, agent) in [("with (default)", &with), ("without", &without)] {
+        READ_AT_REDIRECT.store(0, Ordering::Relaxed);
+        let before = READ_BYTES.load(Ordering::Relaxed);
+        let body = Body::from_reader(std::io::Cursor::new(big.to_vec()));
+        let outcome = match agent.put(&format!("{base}/early/hop/1")).send(body) {
+            Ok(mut response) => {
+                let _ = response.body_mut().read_to_vec();
+                response.status().to_string()
+            }
+            Err(e) => format!("{:?}: {e}", e.kind()),
+        };
+        // The redirecting server counts what arrives after its 307.
+        std::thread::sleep(Duration::from_millis(300));
+        println!(
+            "| {label} | {outcome} | {} | {} |",
+            READ_AT_REDIRECT.load(Ordering::Relaxed),
+            READ_BYTES.load(Ordering::Relaxed) - before
+        );
+    }
+    println!();
+}
+
 /// `--profile SIDE HOPS N`: N bodyless GETs through HOPS redirects, for
 /// callgrind.
 fn profile(side: &str, hops: u32, n: usize) {
@@ -225,7 +308,7 @@ fn main() {
     let only: Vec<&str> = args
         .iter()
         .map(String::as_str)
-        .filter(|a| ["grid", "stream"].contains(a))
+        .filter(|a| ["grid", "stream", "expect"].contains(a))
         .collect();
     let wants = |what: &str| only.is_empty() || only.contains(&what);
     let base = format!("http://{}", start_server());
@@ -234,5 +317,8 @@ fn main() {
     }
     if wants("stream") {
         stream(&base, rounds.min(7));
+    }
+    if wants("expect") {
+        expect(&base, rounds.min(7));
     }
 }

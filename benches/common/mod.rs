@@ -21,6 +21,9 @@ use hyper_util::rt::TokioIo;
 pub(crate) static FIRST_BYTE: OnceLock<Mutex<Option<Instant>>> = OnceLock::new();
 /// Body bytes the server has read (to check that a run really sent them).
 pub(crate) static READ_BYTES: AtomicU64 = AtomicU64::new(0);
+/// Body bytes read by `/early/hop/N` requests with N > 0 (the servers that
+/// redirect).
+pub(crate) static READ_AT_REDIRECT: AtomicU64 = AtomicU64::new(0);
 /// Connections the server has accepted.
 pub(crate) static ACCEPTED: AtomicU64 = AtomicU64::new(0);
 /// SHA-256 of each `/digest/hop/N` request's body, by N.
@@ -80,28 +83,48 @@ fn hex(bytes: &[u8]) -> String {
 
 /// `/hop/N...`: 307 to `/hop/N-1...`, and 200 at `/hop/0`. The body is read
 /// to the end and dropped. `/first/...` also notes the first byte's arrival;
-/// `/digest/...` keeps each hop's SHA-256 in [`DIGESTS`].
+/// `/digest/...` keeps each hop's SHA-256 in [`DIGESTS`]; `/early/...`
+/// answers a 307 without reading the body (so hyper sends no 100 to a
+/// request with `Expect: 100-continue`), counting in [`READ_AT_REDIRECT`]
+/// what arrived anyway.
 async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     use sha2::Digest as _;
     let path = req.uri().path().to_owned();
     let first = path.starts_with("/first/");
     let mut digest = path.starts_with("/digest/").then(sha2::Sha256::new);
-    let mut body = req.into_body();
-    let mut noted = false;
-    while let Some(Ok(frame)) = body.frame().await {
-        if let Ok(data) = frame.into_data() {
-            if first && !noted && !data.is_empty() {
-                *FIRST_BYTE.get_or_init(Default::default).lock().unwrap() = Some(Instant::now());
-                noted = true;
-            }
-            if let Some(hasher) = digest.as_mut() {
-                hasher.update(&data);
-            }
-            READ_BYTES.fetch_add(data.len() as u64, Ordering::Relaxed);
-        }
-    }
     let (prefix, rest) = path.split_once("/hop/").unwrap_or(("", "0"));
     let n: u32 = rest.split('/').next().unwrap_or("0").parse().unwrap_or(0);
+    let early = path.starts_with("/early/") && n > 0;
+    let body = req.into_body();
+    let mut noted = false;
+    if early {
+        // Count what arrives anyway, once the 307 is out (read sooner, and
+        // hyper would send the 100 first).
+        let mut body = body;
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            while let Some(Ok(frame)) = body.frame().await {
+                if let Ok(data) = frame.into_data() {
+                    READ_AT_REDIRECT.fetch_add(data.len() as u64, Ordering::Relaxed);
+                }
+            }
+        });
+    } else {
+        let mut body = body;
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Ok(data) = frame.into_data() {
+                if first && !noted && !data.is_empty() {
+                    *FIRST_BYTE.get_or_init(Default::default).lock().unwrap() =
+                        Some(Instant::now());
+                    noted = true;
+                }
+                if let Some(hasher) = digest.as_mut() {
+                    hasher.update(&data);
+                }
+                READ_BYTES.fetch_add(data.len() as u64, Ordering::Relaxed);
+            }
+        }
+    }
     if let Some(hasher) = digest {
         DIGESTS.lock().unwrap().insert(n, hex(&hasher.finalize()));
     }
