@@ -21,9 +21,6 @@ use hyper_util::rt::TokioIo;
 pub(crate) static FIRST_BYTE: OnceLock<Mutex<Option<Instant>>> = OnceLock::new();
 /// Body bytes the server has read (to check that a run really sent them).
 pub(crate) static READ_BYTES: AtomicU64 = AtomicU64::new(0);
-/// Body bytes read by `/early/hop/N` requests with N > 0 (the servers that
-/// redirect).
-pub(crate) static READ_AT_REDIRECT: AtomicU64 = AtomicU64::new(0);
 /// Connections the server has accepted.
 pub(crate) static ACCEPTED: AtomicU64 = AtomicU64::new(0);
 /// SHA-256 of each `/digest/hop/N` request's body, by N.
@@ -85,8 +82,7 @@ fn hex(bytes: &[u8]) -> String {
 /// to the end and dropped. `/first/...` also notes the first byte's arrival;
 /// `/digest/...` keeps each hop's SHA-256 in [`DIGESTS`]; `/early/...`
 /// answers a 307 without reading the body (so hyper sends no 100 to a
-/// request with `Expect: 100-continue`), counting in [`READ_AT_REDIRECT`]
-/// what arrived anyway.
+/// request with `Expect: 100-continue`).
 async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     use sha2::Digest as _;
     let path = req.uri().path().to_owned();
@@ -98,17 +94,7 @@ async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
     let body = req.into_body();
     let mut noted = false;
     if early {
-        // Count what arrives anyway, once the 307 is out (read sooner, and
-        // hyper would send the 100 first).
-        let mut body = body;
-        tokio::spawn(async move {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            while let Some(Ok(frame)) = body.frame().await {
-                if let Ok(data) = frame.into_data() {
-                    READ_AT_REDIRECT.fetch_add(data.len() as u64, Ordering::Relaxed);
-                }
-            }
-        });
+        drop(body);
     } else {
         let mut body = body;
         while let Some(Ok(frame)) = body.frame().await {
