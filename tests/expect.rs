@@ -378,3 +378,77 @@ fn without_the_expectation_the_same_close_is_an_error_not_a_short_body() {
 }
 
 static TARGET_NO_EXPECT: Mutex<String> = Mutex::new(String::new());
+
+/// A server that answers 307 before its 100 and sends a late 100 on the
+/// same connection (it started reading the body after answering): the
+/// connection is not used again, so the next hop's request is never taken
+/// for the first one's body.
+#[test]
+fn a_connection_answered_before_its_100_is_not_used_again() {
+    fn serve(mut stream: TcpStream, got: &Mutex<Got>) {
+        let (head, _) = read_head(&mut stream);
+        if head.starts_with("PUT /a ") {
+            stream
+                .write_all(
+                    b"HTTP/1.1 307 Temporary Redirect\r\nlocation: /b\r\ncontent-length: 0\r\n\r\n",
+                )
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+            let _ = stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
+            // Whatever comes on this connection now.
+            stream
+                .set_read_timeout(Some(Duration::from_secs(2)))
+                .unwrap();
+            let mut after = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = stream.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                after.extend_from_slice(&chunk[..n]);
+            }
+            let mut got = got.lock().unwrap();
+            got.heads.push(head);
+            got.bodies.push(after);
+            return;
+        }
+        // `/b`: a 100, the chunked body to its end, a 200.
+        stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").unwrap();
+        let mut body = Vec::new();
+        let mut chunk = vec![0u8; 65536];
+        while !body.ends_with(b"0\r\n\r\n") {
+            let n = stream.read(&mut chunk).unwrap();
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+            .unwrap();
+        let mut got = got.lock().unwrap();
+        got.heads.push(head);
+        got.bodies.push(body);
+    }
+    let (addr, got) = raw_server(serve);
+    let data = pattern(2 * MIB);
+    let response = agent(Policy::standard())
+        .put(&format!("http://{addr}/a"))
+        .timeout(Duration::from_secs(10))
+        .send(stream(&data))
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    std::thread::sleep(Duration::from_millis(300));
+    let got = got.lock().unwrap();
+    let first = got
+        .heads
+        .iter()
+        .position(|h| h.starts_with("PUT /a "))
+        .unwrap();
+    assert!(
+        got.bodies[first].is_empty(),
+        "the connection answered before its 100 carried {} more bytes: {:?}",
+        got.bodies[first].len(),
+        String::from_utf8_lossy(&got.bodies[first][..got.bodies[first].len().min(80)])
+    );
+}
