@@ -202,36 +202,31 @@ fn stream(base: &str, rounds: usize) {
     );
 }
 
-/// `Expect: 100-continue` on ureq: what the wait costs against a server
-/// that sends the 100 at once (hyper's), and the bytes that reach a server
-/// that redirects before reading.
-fn expect(base: &str, rounds: usize) {
-    use std::sync::atomic::Ordering;
-    let with = Agent::new(plain(), Policy::standard());
-    let without = Agent::new(plain(), Policy::standard().no_expect_continue());
+/// One row: the median time of a 16 MiB PUT to `url` with and without the
+/// expectation, in alternating pairs.
+fn latency(label: &str, url: &str, with: &Agent, without: &Agent, rounds: usize) {
     let data = common::pattern_chunk(0, 16 * 1024 * 1024);
-    let url = format!("{base}/hop/0");
     let once = |agent: &Agent| {
         let started = Instant::now();
-        let mut response = agent.put(&url).send(data.clone()).unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
+        let mut response = agent.put(url).send(data.clone()).unwrap();
+        assert!(response.status().is_success(), "{}", response.status());
         let _ = response.body_mut().read_to_vec().unwrap();
         started.elapsed().as_secs_f64()
     };
     for _ in 0..3 {
-        once(&with);
-        once(&without);
+        once(with);
+        once(without);
     }
     let (mut xs, mut ys, mut ratios) = (vec![], vec![], vec![]);
     for round in 0..rounds {
         let (mut a, mut b) = (vec![], vec![]);
         for pair in 0..10 {
             if (pair + round) % 2 == 0 {
-                a.push(once(&with));
-                b.push(once(&without));
+                a.push(once(with));
+                b.push(once(without));
             } else {
-                b.push(once(&without));
-                a.push(once(&with));
+                b.push(once(without));
+                a.push(once(with));
             }
         }
         let (x, y) = (median(&mut a), median(&mut b));
@@ -239,23 +234,41 @@ fn expect(base: &str, rounds: usize) {
         ys.push(y);
         ratios.push(x / y);
     }
-    println!("## `Expect: 100-continue` (ureq, hyper's server)\n");
-    println!("A 16 MiB PUT from memory, no redirect, {rounds} rounds of 10 pairs alternating:\n");
-    println!("| | time per request (median) |");
-    println!("|---|---:|");
     println!(
-        "| with `Expect: 100-continue` (the default) | {:.2} ms |",
-        median(&mut xs) * 1e3
-    );
-    println!(
-        "| without (`no_expect_continue`) | {:.2} ms |",
-        median(&mut ys) * 1e3
-    );
-    println!(
-        "\nwith ÷ without: {:.3} (spread {}).\n",
+        "| {label} | {:.2} ms | {:.2} ms | {:.3} ({}) |",
+        median(&mut xs) * 1e3,
+        median(&mut ys) * 1e3,
         median(&mut ratios.clone()),
         spread(&ratios)
     );
+}
+
+/// `Expect: 100-continue` on ureq: what the wait costs against a server
+/// that sends the 100 at once (hyper's), and the bytes that reach a server
+/// that redirects before reading.
+fn expect(base: &str, rounds: usize) {
+    use std::sync::atomic::Ordering;
+    let with = Agent::new(plain(), Policy::standard());
+    let without = Agent::new(plain(), Policy::standard().no_expect_continue());
+    println!("## `Expect: 100-continue` (ureq)\n");
+    println!("A 16 MiB PUT from memory, no redirect, {rounds} rounds of 10 pairs alternating:\n");
+    println!(
+        "| server | with `Expect: 100-continue` (default) | without | with ÷ without (spread) |"
+    );
+    println!("|---|---:|---:|---|");
+    latency(
+        "hyper (the benches' server)",
+        &format!("{base}/hop/0"),
+        &with,
+        &without,
+        rounds,
+    );
+    // nginx, where one runs: REDIRECT_POLICY_NGINX=http://127.0.0.1:18080/dav/f (a PUT
+    // location that reads the body, e.g. `dav_methods PUT`).
+    if let Ok(url) = std::env::var("REDIRECT_POLICY_NGINX") {
+        latency("nginx (`dav_methods PUT`)", &url, &with, &without, rounds);
+    }
+    println!();
     // 64 MiB streamed through a 307 from a server that answers before it
     // reads: what reaches it, and what reaches the target.
     let big = common::pattern_chunk(0, 64 * 1024 * 1024);
