@@ -82,6 +82,16 @@ impl<ResBody> Answer for http::Response<ResBody> {
     }
 }
 
+/// The port `uri` reaches: its own, or its scheme's (80, 443).
+#[cfg(any(feature = "tracing", feature = "ureq"))]
+pub(crate) fn port_of(uri: &Uri) -> Option<u16> {
+    uri.port_u16().or_else(|| match uri.scheme_str() {
+        Some("https") => Some(443),
+        Some("http") => Some(80),
+        _ => None,
+    })
+}
+
 /// The address a response came from, as a transport that reports none
 /// itself (ureq) learned it, in the response's extensions.
 #[cfg(feature = "ureq")]
@@ -636,7 +646,7 @@ where
                         // (a stream that outgrew its buffer fails as it did).
                         drop(e);
                         let (request, expected, chain) =
-                            again(&mut transport, lazy, &body, deadline, version, sends)
+                            again(&mut transport, lazy, &body, deadline, version, sends, true)
                                 .map_err(|e| record::<T>(current.as_ref(), e))?;
                         flags = RESENT | if expected { EXPECTED } else { 0 };
                         (next, lazy) = (Entry::Send(request), chain);
@@ -666,18 +676,10 @@ where
                     trace.answered(&response, &body, sends > 1, lazy.sends_body());
                 }
                 drop(response);
-                let chain = lazy.force().map_err(|e| fail::<T>(current.as_ref(), e))?;
-                let (request, _) = hop_request(
-                    &mut transport,
-                    &chain,
-                    &body,
-                    deadline,
-                    version,
-                    sends,
-                    false,
-                )
-                .map_err(|e| fail::<T>(current.as_ref(), e))?;
-                (next, lazy) = (Entry::Send(request), Lazy::Ready(chain));
+                let (request, _, chain) =
+                    again(&mut transport, lazy, &body, deadline, version, sends, false)
+                        .map_err(|e| record::<T>(current.as_ref(), e))?;
+                (next, lazy) = (Entry::Send(request), chain);
                 flags = (flags & RESENT) | RETRIED_417;
                 continue;
             }
@@ -829,8 +831,9 @@ impl Future for YieldOnce {
     }
 }
 
-/// The request to send a refused hop again (after `sends` requests), and
-/// the chain, built now.
+/// The request to send the current hop again (after `sends` requests: a
+/// refused one, or a 417 without the expectation: `may_expect` false), the
+/// chain built now, and whether it goes with `Expect: 100-continue`.
 fn again<T: Transport>(
     transport: &mut T,
     lazy: Lazy,
@@ -838,15 +841,18 @@ fn again<T: Transport>(
     deadline: Option<Instant>,
     version: Version,
     sends: u32,
+    may_expect: bool,
 ) -> Result<(T::Request, bool, Lazy), T::Error>
 where
     <T::Body as http_body::Body>::Error: Into<BoxError>,
 {
     let chain = lazy.force().map_err(T::redirect_failed)?;
     #[cfg(feature = "tracing")]
-    tracing::debug!(url = %Shown(chain.url()), "hop refused unprocessed; sending it again");
-    let (request, expected) = hop_request(transport, &chain, body, deadline, version, sends, true)
-        .map_err(T::redirect_failed)?;
+    tracing::debug!(url = %Shown(chain.url()), "sending the hop again");
+    let (request, expected) = hop_request(
+        transport, &chain, body, deadline, version, sends, may_expect,
+    )
+    .map_err(T::redirect_failed)?;
     Ok((request, expected, Lazy::Ready(chain)))
 }
 

@@ -169,14 +169,7 @@ pub(crate) mod spans {
             ),
             Lazy::Later(parts) => (
                 parts.uri.host().unwrap_or_default().to_owned(),
-                parts
-                    .uri
-                    .port_u16()
-                    .or_else(|| match parts.uri.scheme_str() {
-                        Some("https") => Some(443),
-                        Some("http") => Some(80),
-                        _ => None,
-                    }),
+                super::super::port_of(&parts.uri),
                 Full::Uri(&parts.uri, &parts.policy),
             ),
         };

@@ -154,7 +154,9 @@ impl Watch {
             .unwrap_or(host)
             .parse::<std::net::IpAddr>();
         if let Ok(ip) = literal {
-            return Self::Literal(port(uri).map(|port| SocketAddr::new(ip, port)));
+            return Self::Literal(
+                crate::follow::port_of(uri).map(|port| SocketAddr::new(ip, port)),
+            );
         }
         let slot = Slot {
             host: host.to_owned(),
@@ -198,19 +200,13 @@ impl Drop for Watch {
     }
 }
 
-/// The port `uri` reaches.
-fn port(uri: &http::Uri) -> Option<u16> {
-    uri.port_u16().or_else(|| match uri.scheme_str() {
-        Some("https") => Some(443),
-        Some("http") => Some(80),
-        _ => None,
-    })
-}
-
 /// For an agent without [`GuardResolver`]: the name's first address, looked
 /// up again after the response. `None` where the lookup fails (the guard
 /// then lets the hop go, as it must for a name it cannot place).
 pub(super) fn fallback(uri: &http::Uri) -> Option<SocketAddr> {
     let host = uri.host()?;
-    (host, port(uri)?).to_socket_addrs().ok()?.next()
+    (host, crate::follow::port_of(uri)?)
+        .to_socket_addrs()
+        .ok()?
+        .next()
 }
