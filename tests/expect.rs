@@ -214,35 +214,54 @@ struct Got {
     bodies: Vec<Vec<u8>>,
 }
 
+impl Got {
+    fn record(got: &Mutex<Self>, head: String, body: Vec<u8>) {
+        let mut got = got.lock().unwrap();
+        got.heads.push(head);
+        got.bodies.push(body);
+    }
+}
+
 /// A server on a raw socket: for each connection, `serve` reads and writes
 /// as it likes (a server that never sends 100, or answers and closes).
-fn raw_server(serve: fn(TcpStream, &Mutex<Got>)) -> (SocketAddr, Arc<Mutex<Got>>) {
+fn raw_server(
+    serve: impl Fn(TcpStream, &Mutex<Got>) + Send + Sync + 'static,
+) -> (SocketAddr, Arc<Mutex<Got>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let got = Arc::new(Mutex::new(Got::default()));
-    let shared = Arc::clone(&got);
+    let (shared, serve) = (Arc::clone(&got), Arc::new(serve));
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
-            let got = Arc::clone(&shared);
+            let (got, serve) = (Arc::clone(&shared), Arc::clone(&serve));
             std::thread::spawn(move || serve(stream, &got));
         }
     });
     (addr, got)
 }
 
+/// Read into `buf` until `done` says so, the peer closes, or a read fails
+/// (a read timeout ends it too).
+fn read_until(stream: &mut TcpStream, buf: &mut Vec<u8>, done: impl Fn(&[u8]) -> bool) {
+    let mut chunk = vec![0u8; 64 * 1024];
+    while !done(buf) {
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
 /// The request head, and whatever came with it.
 fn read_head(stream: &mut TcpStream) -> (String, Vec<u8>) {
     let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-            return (head, buf[end + 4..].to_vec());
-        }
-        let n = stream.read(&mut chunk).unwrap();
-        assert!(n > 0, "the connection closed before the head ended");
-        buf.extend_from_slice(&chunk[..n]);
-    }
+    read_until(stream, &mut buf, |b| b.windows(4).any(|w| w == b"\r\n\r\n"));
+    let end = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("the connection closed before the head ended");
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    (head, buf[end + 4..].to_vec())
 }
 
 fn content_length(head: &str) -> usize {
@@ -255,29 +274,28 @@ fn content_length(head: &str) -> usize {
         .unwrap_or(0)
 }
 
+/// A 307 to `location` that closes the connection.
+fn redirect_and_close(location: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 307 Temporary Redirect\r\nlocation: {location}\r\ncontent-length: 0\r\n\
+         connection: close\r\n\r\n"
+    )
+    .into_bytes()
+}
+
 /// A server that never sends 100 and reads the body when it comes: the
 /// wait elapses and the body follows, whole.
 #[test]
 fn a_server_that_never_sends_100_gets_the_body_after_the_wait() {
-    fn serve(mut stream: TcpStream, got: &Mutex<Got>) {
+    let (addr, got) = raw_server(|mut stream, got| {
         let (head, mut body) = read_head(&mut stream);
         let len = content_length(&head);
-        let mut chunk = vec![0u8; 64 * 1024];
-        while body.len() < len {
-            let n = stream.read(&mut chunk).unwrap();
-            if n == 0 {
-                break;
-            }
-            body.extend_from_slice(&chunk[..n]);
-        }
+        read_until(&mut stream, &mut body, |b| b.len() >= len);
         stream
             .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
             .unwrap();
-        let mut got = got.lock().unwrap();
-        got.heads.push(head);
-        got.bodies.push(body);
-    }
-    let (addr, got) = raw_server(serve);
+        Got::record(got, head, body);
+    });
     let data = pattern(2 * MIB);
     let policy = Policy::standard().expect_continue(MIB as u64, Duration::from_millis(200));
     let response = agent(policy)
@@ -298,34 +316,18 @@ fn a_server_that_never_sends_100_gets_the_body_after_the_wait() {
 #[test]
 fn a_307_to_the_head_and_a_close_is_followed() {
     let target = Server::start();
-    let (addr, got) = {
-        fn serve(mut stream: TcpStream, got: &Mutex<Got>) {
-            let (head, early) = read_head(&mut stream);
-            // Give a client that does not wait a moment to send body bytes.
-            stream
-                .set_read_timeout(Some(Duration::from_millis(100)))
-                .unwrap();
-            let mut extra = early;
-            let mut chunk = [0u8; 4096];
-            while let Ok(n) = stream.read(&mut chunk) {
-                if n == 0 {
-                    break;
-                }
-                extra.extend_from_slice(&chunk[..n]);
-            }
-            let location = TARGET.lock().unwrap().clone();
-            let answer = format!(
-                "HTTP/1.1 307 Temporary Redirect\r\nlocation: {location}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-            );
-            stream.write_all(answer.as_bytes()).unwrap();
-            drop(stream);
-            let mut got = got.lock().unwrap();
-            got.heads.push(head);
-            got.bodies.push(extra);
-        }
-        *TARGET.lock().unwrap() = target.url("/landing");
-        raw_server(serve)
-    };
+    let answer = redirect_and_close(&target.url("/landing"));
+    let (addr, got) = raw_server(move |mut stream, got| {
+        let (head, mut early) = read_head(&mut stream);
+        // Give a client that does not wait a moment to send body bytes.
+        stream
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        read_until(&mut stream, &mut early, |_| false);
+        stream.write_all(&answer).unwrap();
+        drop(stream);
+        Got::record(got, head, early);
+    });
     let data = pattern(4 * MIB);
     let response = agent(Policy::standard())
         .put(&format!("http://{addr}/v1/upload"))
@@ -340,23 +342,16 @@ fn a_307_to_the_head_and_a_close_is_followed() {
     assert!(landed.body == data, "{} bytes", landed.body.len());
 }
 
-static TARGET: Mutex<String> = Mutex::new(String::new());
-
 /// Without the expectation the same server is a reset mid-upload: an I/O
 /// error on ureq, never a short body at the target (what the issue fixes).
 #[test]
 fn without_the_expectation_the_same_close_is_an_error_not_a_short_body() {
-    fn serve(mut stream: TcpStream, _got: &Mutex<Got>) {
-        let _ = read_head(&mut stream);
-        let location = TARGET_NO_EXPECT.lock().unwrap().clone();
-        let answer = format!(
-            "HTTP/1.1 307 Temporary Redirect\r\nlocation: {location}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-        );
-        let _ = stream.write_all(answer.as_bytes());
-    }
     let target = Server::start();
-    *TARGET_NO_EXPECT.lock().unwrap() = target.url("/landing");
-    let (addr, _got) = raw_server(serve);
+    let answer = redirect_and_close(&target.url("/landing"));
+    let (addr, _got) = raw_server(move |mut stream, _| {
+        let _ = read_head(&mut stream);
+        let _ = stream.write_all(&answer);
+    });
     let data = pattern(4 * MIB);
     let sent = agent(Policy::standard().no_expect_continue())
         .put(&format!("http://{addr}/v1/upload"))
@@ -377,60 +372,30 @@ fn without_the_expectation_the_same_close_is_an_error_not_a_short_body() {
     }
 }
 
-static TARGET_NO_EXPECT: Mutex<String> = Mutex::new(String::new());
-
 /// A server that answers 307 before its 100 and sends a late 100 on the
 /// same connection (it started reading the body after answering): the
 /// connection is not used again, so the next hop's request is never taken
-/// for the first one's body.
+/// for the first one's body; the target gets the body whole.
 #[test]
 fn a_connection_answered_before_its_100_is_not_used_again() {
-    fn serve(mut stream: TcpStream, got: &Mutex<Got>) {
+    let target = Server::start();
+    let location = target.url("/b");
+    let (addr, got) = raw_server(move |mut stream, got| {
         let (head, _) = read_head(&mut stream);
-        if head.starts_with("PUT /a ") {
-            stream
-                .write_all(
-                    b"HTTP/1.1 307 Temporary Redirect\r\nlocation: /b\r\ncontent-length: 0\r\n\r\n",
-                )
-                .unwrap();
-            std::thread::sleep(Duration::from_millis(100));
-            let _ = stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
-            // Whatever comes on this connection now.
-            stream
-                .set_read_timeout(Some(Duration::from_secs(2)))
-                .unwrap();
-            let mut after = Vec::new();
-            let mut chunk = [0u8; 4096];
-            while let Ok(n) = stream.read(&mut chunk) {
-                if n == 0 {
-                    break;
-                }
-                after.extend_from_slice(&chunk[..n]);
-            }
-            let mut got = got.lock().unwrap();
-            got.heads.push(head);
-            got.bodies.push(after);
-            return;
-        }
-        // `/b`: a 100, the chunked body to its end, a 200.
-        stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").unwrap();
-        let mut body = Vec::new();
-        let mut chunk = vec![0u8; 65536];
-        while !body.ends_with(b"0\r\n\r\n") {
-            let n = stream.read(&mut chunk).unwrap();
-            if n == 0 {
-                break;
-            }
-            body.extend_from_slice(&chunk[..n]);
-        }
+        let answer = format!(
+            "HTTP/1.1 307 Temporary Redirect\r\nlocation: {location}\r\ncontent-length: 0\r\n\r\n"
+        );
+        stream.write_all(answer.as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let _ = stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
+        // Whatever comes on this connection now.
         stream
-            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+            .set_read_timeout(Some(Duration::from_secs(2)))
             .unwrap();
-        let mut got = got.lock().unwrap();
-        got.heads.push(head);
-        got.bodies.push(body);
-    }
-    let (addr, got) = raw_server(serve);
+        let mut after = Vec::new();
+        read_until(&mut stream, &mut after, |_| false);
+        Got::record(got, head, after);
+    });
     let data = pattern(2 * MIB);
     let response = agent(Policy::standard())
         .put(&format!("http://{addr}/a"))
@@ -438,17 +403,22 @@ fn a_connection_answered_before_its_100_is_not_used_again() {
         .send(stream(&data))
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    std::thread::sleep(Duration::from_millis(300));
-    let got = got.lock().unwrap();
-    let first = got
-        .heads
-        .iter()
-        .position(|h| h.starts_with("PUT /a "))
-        .unwrap();
+    let landed = target.one_at("/b");
     assert!(
-        got.bodies[first].is_empty(),
+        landed.body == data,
+        "{} bytes at the target",
+        landed.body.len()
+    );
+    // The first connection's record is made when it ends (closed by the
+    // client, or 2 s of silence).
+    assert!(support::wait_until(Duration::from_secs(5), || {
+        !got.lock().unwrap().bodies.is_empty()
+    }));
+    let got = got.lock().unwrap();
+    assert!(
+        got.bodies[0].is_empty(),
         "the connection answered before its 100 carried {} more bytes: {:?}",
-        got.bodies[first].len(),
-        String::from_utf8_lossy(&got.bodies[first][..got.bodies[first].len().min(80)])
+        got.bodies[0].len(),
+        String::from_utf8_lossy(&got.bodies[0][..got.bodies[0].len().min(80)])
     );
 }
