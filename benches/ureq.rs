@@ -139,23 +139,7 @@ fn stream(base: &str, rounds: usize) {
         once(true);
         once(false);
     }
-    let (mut s, mut m, mut ratios) = (vec![], vec![], vec![]);
-    for _ in 0..rounds {
-        let (mut xs, mut ys) = (vec![], vec![]);
-        for pair in 0..30 {
-            if pair % 2 == 0 {
-                xs.push(once(true));
-                ys.push(once(false));
-            } else {
-                ys.push(once(false));
-                xs.push(once(true));
-            }
-        }
-        let (x, y) = (median(&mut xs), median(&mut ys));
-        s.push(x);
-        m.push(y);
-        ratios.push(x / y);
-    }
+    let (mut s, mut m, ratios) = alternate(rounds, 30, || once(true), || once(false));
     println!("## A streamed PUT through a 307 (1 MiB)\n");
     println!("| body | time per request (median) |");
     println!("|---|---:|");
@@ -202,6 +186,35 @@ fn stream(base: &str, rounds: usize) {
     );
 }
 
+/// `rounds` rounds of `pairs` runs of `a` and `b` alternating (which goes
+/// first flips every pair and round): each round's median of each side,
+/// and their ratios a ÷ b.
+fn alternate(
+    rounds: usize,
+    pairs: usize,
+    mut a: impl FnMut() -> f64,
+    mut b: impl FnMut() -> f64,
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let (mut xs, mut ys, mut ratios) = (vec![], vec![], vec![]);
+    for round in 0..rounds {
+        let (mut x, mut y) = (vec![], vec![]);
+        for pair in 0..pairs {
+            if (pair + round) % 2 == 0 {
+                x.push(a());
+                y.push(b());
+            } else {
+                y.push(b());
+                x.push(a());
+            }
+        }
+        let (x, y) = (median(&mut x), median(&mut y));
+        xs.push(x);
+        ys.push(y);
+        ratios.push(x / y);
+    }
+    (xs, ys, ratios)
+}
+
 /// One row: the median time of a 16 MiB PUT to `url` with and without the
 /// expectation, in alternating pairs.
 fn latency(label: &str, url: &str, with: &Agent, without: &Agent, rounds: usize) {
@@ -217,23 +230,7 @@ fn latency(label: &str, url: &str, with: &Agent, without: &Agent, rounds: usize)
         once(with);
         once(without);
     }
-    let (mut xs, mut ys, mut ratios) = (vec![], vec![], vec![]);
-    for round in 0..rounds {
-        let (mut a, mut b) = (vec![], vec![]);
-        for pair in 0..10 {
-            if (pair + round) % 2 == 0 {
-                a.push(once(with));
-                b.push(once(without));
-            } else {
-                b.push(once(without));
-                a.push(once(with));
-            }
-        }
-        let (x, y) = (median(&mut a), median(&mut b));
-        xs.push(x);
-        ys.push(y);
-        ratios.push(x / y);
-    }
+    let (mut xs, mut ys, ratios) = alternate(rounds, 10, || once(with), || once(without));
     println!(
         "| {label} | {:.2} ms | {:.2} ms | {:.3} ({}) |",
         median(&mut xs) * 1e3,
@@ -313,8 +310,7 @@ impl std::io::Read for Pattern {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = buf.len().min(self.len - self.at);
         for (i, byte) in buf[..n].iter_mut().enumerate() {
-            let i = self.at + i;
-            *byte = u8::try_from((i * 31 + i / 251) % 251).unwrap();
+            *byte = common::pattern_byte(self.at + i);
         }
         self.at += n;
         Ok(n)

@@ -29,12 +29,17 @@ pub(crate) static DIGESTS: Mutex<BTreeMap<u32, String>> = Mutex::new(BTreeMap::n
 /// The piece size of a streamed pattern body.
 pub(crate) const PATTERN_CHUNK: usize = 64 * 1024;
 
+/// The pattern's byte at `i`.
+pub(crate) fn pattern_byte(i: usize) -> u8 {
+    u8::try_from((i * 31 + i / 251) % 251).unwrap_or(0)
+}
+
 /// `len` bytes of the benches' pattern from `offset` on: each byte depends on
 /// its position, so that a lost, duplicated or reordered chunk changes the
 /// digest (a constant byte would not show it).
 pub(crate) fn pattern_chunk(offset: usize, len: usize) -> Bytes {
     (offset..offset + len)
-        .map(|i| u8::try_from((i * 31 + i / 251) % 251).unwrap())
+        .map(pattern_byte)
         .collect::<Vec<u8>>()
         .into()
 }

@@ -687,12 +687,15 @@ pub fn upload_stream(data: Vec<u8>, chunk: usize, pause: Duration) -> Upload {
     )
 }
 
+/// The test pattern's byte at `i`.
+pub fn pattern_byte(i: usize) -> u8 {
+    u8::try_from((i * 31 + i / 251) % 251).unwrap_or(0)
+}
+
 /// A body of `len` bytes whose content depends on position, so that a lost,
 /// duplicated or reordered chunk shows.
 pub fn pattern(len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|i| u8::try_from((i * 31 + i / 251) % 251).unwrap())
-        .collect()
+    (0..len).map(pattern_byte).collect()
 }
 
 /// `data` as a stream of `chunk`-byte pieces, with `pause` between them.
@@ -836,7 +839,7 @@ pub fn pattern_file(size: usize) -> (std::fs::File, Vec<u8>) {
         let piece = &mut chunk[..(size - start).min(64 * 1024)];
         for (i, byte) in piece.iter_mut().enumerate() {
             let i = start + i;
-            *byte = u8::try_from((i * 31 + i / 251) % 251).unwrap();
+            *byte = pattern_byte(i);
         }
         sha2::Digest::update(&mut hasher, &*piece);
         file.write_all(piece).unwrap();
