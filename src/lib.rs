@@ -166,11 +166,24 @@
 //! |---|---|---|
 //! | [`ureq::Agent`] (HTTP/1.1) | sent by the rule; ureq holds the body back, and sends none after a final answer | the replay of the whole body (ureq writes it all before it reads) |
 //! | reqwest ([`Client`], the middleware, `blocking`) | never: reqwest 0.13 builds a new `hyper::Request` for each send, without the caller's extensions, so no code above it can see a 100 | the replay of the sent prefix, then the rest of the stream |
-//! | the tower layer | not yet (hyper 1.12's `hyper::ext::on_informational` makes it possible over HTTP/1.1) | the same replay |
+//! | the tower layer over HTTP/1.1 ([`FollowRedirect`] on hyper-util's client) | sent by the rule; the body ([`ReplayBody`]) gives hyper nothing until hyper reports the 100 (`hyper::ext::on_informational`) or the wait passes | the replay of the sent prefix, then the rest of the stream |
 //! | HTTP/2 | never: a stream is cancelled with `RST_STREAM` at no cost to the connection, and a server's early answer arrives while the body is still flowing | the same replay |
 //!
 //! A `417 Expectation Failed` sends the request once more without the
 //! expectation. [`Policy::no_expect_continue`] turns it off.
+//!
+//! On the tower layer, a hop answered before its 100 never sends its body,
+//! and its connection is closed rather than left half-written: at once when
+//! the answer is a 3xx that is followed, a 417, or a response without a
+//! body; when it is a final response with a body (a 401 with a message),
+//! once the server closes it or, at the latest, thirty waits later (30 s by
+//! default), so that you can read that response first (closing sooner would
+//! cut it short). A hyper-util client set to HTTP/2 (`http2_only`, or ALPN)
+//! carries no version on the request, and hyper reports no 1xx over HTTP/2:
+//! the first qualifying upload through a new service waits the full wait,
+//! and the service (with its clones) sends no expectation from its first
+//! HTTP/2 answer on. For a client you know speaks HTTP/2, set
+//! [`Policy::no_expect_continue`], or the request's version to HTTP/2.
 //!
 //! # Tracing: a span per hop
 //!

@@ -8,14 +8,13 @@
 
 mod support;
 
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::io::Write as _;
 use std::time::Duration;
 
 use http::{Method, StatusCode};
 use redirect_policy::ureq::{Agent, Body};
 use redirect_policy::{ErrorKind, History, Policy};
+use support::raw::{content_length, raw_server, read_head, read_until, redirect_and_close, Got};
 use support::{pattern, BodyEnd, Read, Reply, Server};
 
 const MIB: usize = 1024 * 1024;
@@ -206,83 +205,6 @@ fn a_100_then_an_early_307_mid_body_replays_it_whole() {
     assert!(server.one_at("/b").body == data);
 }
 
-/// What a raw server received on one connection: the head, and the body
-/// bytes that came after it.
-#[derive(Default)]
-struct Got {
-    heads: Vec<String>,
-    bodies: Vec<Vec<u8>>,
-}
-
-impl Got {
-    fn record(got: &Mutex<Self>, head: String, body: Vec<u8>) {
-        let mut got = got.lock().unwrap();
-        got.heads.push(head);
-        got.bodies.push(body);
-    }
-}
-
-/// A server on a raw socket: for each connection, `serve` reads and writes
-/// as it likes (a server that never sends 100, or answers and closes).
-fn raw_server(
-    serve: impl Fn(TcpStream, &Mutex<Got>) + Send + Sync + 'static,
-) -> (SocketAddr, Arc<Mutex<Got>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let got = Arc::new(Mutex::new(Got::default()));
-    let (shared, serve) = (Arc::clone(&got), Arc::new(serve));
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let (got, serve) = (Arc::clone(&shared), Arc::clone(&serve));
-            std::thread::spawn(move || serve(stream, &got));
-        }
-    });
-    (addr, got)
-}
-
-/// Read into `buf` until `done` says so, the peer closes, or a read fails
-/// (a read timeout ends it too).
-fn read_until(stream: &mut TcpStream, buf: &mut Vec<u8>, done: impl Fn(&[u8]) -> bool) {
-    let mut chunk = vec![0u8; 64 * 1024];
-    while !done(buf) {
-        match stream.read(&mut chunk) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-}
-
-/// The request head, and whatever came with it.
-fn read_head(stream: &mut TcpStream) -> (String, Vec<u8>) {
-    let mut buf = Vec::new();
-    read_until(stream, &mut buf, |b| b.windows(4).any(|w| w == b"\r\n\r\n"));
-    let end = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("the connection closed before the head ended");
-    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-    (head, buf[end + 4..].to_vec())
-}
-
-fn content_length(head: &str) -> usize {
-    head.lines()
-        .find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("content-length")
-                .then(|| value.trim().parse().unwrap())
-        })
-        .unwrap_or(0)
-}
-
-/// A 307 to `location` that closes the connection.
-fn redirect_and_close(location: &str) -> Vec<u8> {
-    format!(
-        "HTTP/1.1 307 Temporary Redirect\r\nlocation: {location}\r\ncontent-length: 0\r\n\
-         connection: close\r\n\r\n"
-    )
-    .into_bytes()
-}
-
 /// A server that never sends 100 and reads the body when it comes: the
 /// wait elapses and the body follows, whole.
 #[test]
@@ -291,10 +213,11 @@ fn a_server_that_never_sends_100_gets_the_body_after_the_wait() {
         let (head, mut body) = read_head(&mut stream);
         let len = content_length(&head);
         read_until(&mut stream, &mut body, |b| b.len() >= len);
+        // Recorded before the answer: the test reads it once answered.
+        Got::record(got, head, body);
         stream
             .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
             .unwrap();
-        Got::record(got, head, body);
     });
     let data = pattern(2 * MIB);
     let policy = Policy::standard().expect_continue(MIB as u64, Duration::from_millis(200));
@@ -324,9 +247,9 @@ fn a_307_to_the_head_and_a_close_is_followed() {
             .set_read_timeout(Some(Duration::from_millis(100)))
             .unwrap();
         read_until(&mut stream, &mut early, |_| false);
+        Got::record(got, head, early);
         stream.write_all(&answer).unwrap();
         drop(stream);
-        Got::record(got, head, early);
     });
     let data = pattern(4 * MIB);
     let response = agent(Policy::standard())

@@ -40,6 +40,8 @@ use http_body::{Body, Frame, SizeHint};
 use crate::engine::error::BoxError;
 use crate::{BodyReplay, Policy};
 
+#[cfg(feature = "tower")]
+pub(crate) mod gate;
 #[cfg(feature = "spill")]
 pub(crate) mod spill;
 
@@ -87,7 +89,8 @@ pub(crate) enum Replay<B> {
 
 /// The request body of one hop, as the transport sends it: the caller's
 /// body on the first hop, its replay on a 307/308, nothing after a switch to
-/// `GET`.
+/// `GET`. On the tower layer, a hop sent with `Expect: 100-continue` holds
+/// it back (`Pending`) until the 100 or the wait.
 ///
 /// It is an [`http_body::Body`] with `Data = Bytes` and `Error = BoxError`,
 /// `Send + Sync + Unpin + 'static` when `B: Send + 'static` (`B` itself need
@@ -107,8 +110,64 @@ pub(crate) enum Inner<B> {
     /// A body in memory, handed out whole on the first poll; empty when
     /// there is none or it was sent.
     Memory(Bytes),
+    /// A reader of the tee, or a body held back for a `100 Continue`.
+    Stream(Box<Reader<B>>),
+}
+
+/// What a boxed [`ReplayBody`] reads from: one box for both, so that a
+/// `ReplayBody` stays two words and a tag.
+pub(crate) enum Reader<B> {
     /// A reader of the tee.
-    Stream(Box<TeeReader<B>>),
+    Tee(TeeReader<B>),
+    /// A body (in memory or a tee's) held back until its gate opens.
+    #[cfg(feature = "tower")]
+    Held(gate::Held<B>),
+}
+
+impl<B> std::fmt::Debug for Reader<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Tee(reader) => reader.fmt(f),
+            #[cfg(feature = "tower")]
+            Self::Held(held) => held.fmt(f),
+        }
+    }
+}
+
+impl<B> Body for Reader<B>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            Self::Tee(reader) => Pin::new(reader).poll_frame(cx),
+            #[cfg(feature = "tower")]
+            Self::Held(held) => Pin::new(held).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Tee(reader) => reader.is_end_stream(),
+            #[cfg(feature = "tower")]
+            Self::Held(held) => held.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Tee(reader) => reader.size_hint(),
+            #[cfg(feature = "tower")]
+            Self::Held(held) => held.size_hint(),
+        }
+    }
 }
 
 impl<B> ReplayBody<B> {
@@ -122,7 +181,23 @@ impl<B> ReplayBody<B> {
 
     fn stream(reader: TeeReader<B>) -> Self {
         Self {
-            inner: Inner::Stream(Box::new(reader)),
+            inner: Inner::Stream(Box::new(Reader::Tee(reader))),
+        }
+    }
+
+    /// This body, held back behind `gate` until a `100 Continue` opens it or
+    /// `wait` passes (timed by `sleep`).
+    #[cfg(feature = "tower")]
+    pub(crate) fn held(
+        self,
+        gate: std::sync::Arc<gate::Gate>,
+        wait: std::time::Duration,
+        sleep: fn(std::time::Duration) -> gate::Sleep,
+    ) -> Self {
+        Self {
+            inner: Inner::Stream(Box::new(Reader::Held(gate::Held::new(
+                self, gate, wait, sleep,
+            )))),
         }
     }
 

@@ -370,7 +370,8 @@ impl Policy {
 
     /// Send a body of at least `min_body` bytes, and a stream of unknown
     /// length, with `Expect: 100-continue` (RFC 9110 §10.1.1), where the
-    /// transport can hold a body back: the ureq adapter. The body waits for
+    /// transport can hold a body back: the ureq adapter and the tower layer
+    /// over HTTP/1.1. The body waits for
     /// the server's `100 Continue`. A server that redirects answers the 3xx
     /// first, and nothing is uploaded to it: the next hop sends the whole
     /// body from its source, past [`Policy::max_replay_body`] too. A final
@@ -386,9 +387,9 @@ impl Policy {
     /// before the body (BENCHMARKS.md §9); below 1 MiB that round trip
     /// weighs more than what a redirected upload would send twice.
     ///
-    /// HTTP/2, the reqwest paths and the tower layer do not send it yet
-    /// (see the crate docs, "Uploads and `Expect: 100-continue`"): there an
-    /// early 3xx is answered by the replay of the sent prefix and the rest.
+    /// HTTP/2 and the reqwest paths do not send it (see the crate docs,
+    /// "Uploads and `Expect: 100-continue`"): there an early 3xx is answered
+    /// by the replay of the sent prefix and the rest.
     ///
     /// ```
     /// use std::time::Duration;

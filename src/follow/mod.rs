@@ -118,7 +118,8 @@ pub(crate) struct Hop<'a, B> {
     pub(crate) resend: u32,
     /// Send it with `Expect: 100-continue`, waiting this long for the 100
     /// (only where [`Transport::EXPECT_CONTINUE`]).
-    #[cfg_attr(not(feature = "ureq"), allow(dead_code))] // only ureq sends it yet
+    #[cfg_attr(not(any(feature = "ureq", feature = "tower")), allow(dead_code))]
+    // reqwest has no way to hold a body back (see the crate docs)
     pub(crate) expect: Option<Duration>,
 }
 
@@ -575,11 +576,11 @@ where
         // already (`RESENT`: sent again after a refusal; `RETRIED_417`: sent
         // again without the expectation). One byte: the loop's state is at
         // its size limit.
+        // (The tower layer's first hop, `Entry::Got`, asked the same rule.
+        // It may have skipped the header, having seen HTTP/2; a 417 to a
+        // request that did not ask would be retried once, whole.)
         let mut flags: u8 = 0;
-        if matches!(next, Entry::Send(_))
-            && T::EXPECT_CONTINUE
-            && expect_for(lazy.policy(), &body, version).is_some()
-        {
+        if T::EXPECT_CONTINUE && expect_for(lazy.policy(), &body, version).is_some() {
             flags = EXPECTED;
         }
         if let (Lazy::Ready(chain), Entry::Send(_)) = (&lazy, &next) {

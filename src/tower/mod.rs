@@ -5,16 +5,22 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Extensions, Request, Response, Uri};
 use http_body::Body;
 use tower_service::Service;
 
+use crate::body::gate::{Gate, Sleep};
 use crate::body::{Limits, Replay, ReplayBody};
 use crate::engine::error::Detail;
-use crate::follow::{follow, trace::HopTrace, Hop, Lazy, Start, Transport, DRAIN_LIMIT};
+use crate::follow::{
+    expect_for, follow, trace::HopTrace, Hop, Lazy, Start, Transport, DRAIN_LIMIT,
+};
 use crate::{BoxError, Chain, Error, History, Policy};
 
 /// A [`tower_layer::Layer`] that follows redirects under a [`Policy`].
@@ -66,7 +72,10 @@ impl<S> tower_layer::Layer<S> for FollowRedirectLayer {
 ///   once (tower's `oneshot`).
 /// - The request body is sent at once and kept for replay
 ///   ([`ReplayBody`]): streams follow a 307/308 too, up to
-///   [`Policy::max_replay_body`].
+///   [`Policy::max_replay_body`]. A body of 1 MiB or more, or a stream of
+///   unknown length, goes over HTTP/1.1 with `Expect: 100-continue` and
+///   waits for the 100 ([`Policy::expect_continue`]; the crate docs,
+///   "Uploads and `Expect: 100-continue`").
 /// - A [`Policy`] in the request's extensions overrides the layer's for that
 ///   request; every hop carries a clone of the request's extensions.
 /// - The final response carries a [`History`](crate::History) in its
@@ -85,6 +94,10 @@ impl<S> tower_layer::Layer<S> for FollowRedirectLayer {
 pub struct FollowRedirect<S> {
     inner: S,
     policy: Policy,
+    /// Set once a response to a held-back request came over HTTP/2 (which
+    /// has no `100 Continue` for hyper to report): this service and its
+    /// clones hold no body back from then on. Shared by the clones.
+    speaks_h2: Arc<AtomicBool>,
 }
 
 impl<S> fmt::Debug for FollowRedirect<S> {
@@ -99,7 +112,11 @@ impl<S> FollowRedirect<S> {
     /// Follow the redirects of `inner` under `policy`.
     #[must_use]
     pub fn new(inner: S, policy: Policy) -> Self {
-        Self { inner, policy }
+        Self {
+            inner,
+            policy,
+            speaks_h2: Arc::new(AtomicBool::new(false)),
+        }
     }
 
     /// A layer with `policy`.
@@ -202,6 +219,8 @@ struct Rest<S, B, ResBody> {
     version: http::Version,
     /// The first hop, sent by the future itself.
     trace: HopTrace,
+    /// The first hop's body is held back for a `100 Continue`.
+    held: Option<Arc<Gate>>,
 }
 
 impl<S, B, ResBody> fmt::Debug for FollowRedirectFuture<S, B, ResBody>
@@ -240,14 +259,29 @@ where
                         Poll::Ready(first) => first.map_err(Into::into),
                         Poll::Pending => return Poll::Pending,
                     };
-                    let Some(rest) = rest.take() else {
+                    let Some(mut rest) = rest.take() else {
                         return Poll::Ready(Err(polled_after_completion()));
+                    };
+                    let held = rest.held.is_some();
+                    let first = match (first, rest.held.take()) {
+                        (Ok(mut response), Some(gate)) => {
+                            rest.transport.answered(&mut response, gate);
+                            Ok(response)
+                        }
+                        (first, _) => first,
                     };
                     match first {
                         // Not redirected: the answer as the loop gives it,
                         // with an empty history; the body goes on as it is
-                        // (unless the network guard withholds it).
-                        Ok(response) if !response.status().is_redirection() => {
+                        // (unless the network guard withholds it). A 417 to
+                        // our expectation goes to the loop, which sends the
+                        // request again without it.
+                        Ok(response)
+                            if !response.status().is_redirection()
+                                && (!held
+                                    || response.status()
+                                        != http::StatusCode::EXPECTATION_FAILED) =>
+                        {
                             let head_at = rest.trace.answered(
                                 &response,
                                 &rest.body,
@@ -321,7 +355,7 @@ where
             .get::<Policy>()
             .cloned()
             .unwrap_or_else(|| self.policy.clone());
-        let (start, extensions) = match start(policy, request) {
+        let (start, extensions, held) = match start(policy, request, &self.speaks_h2) {
             Ok(started) => started,
             Err(error) => {
                 return FollowRedirectFuture {
@@ -336,7 +370,12 @@ where
             // sends it, to the service made ready (a clone stays here), and
             // this future's poll enters its span.
             let clone = self.inner.clone();
-            let transport = Tower::new(std::mem::replace(&mut self.inner, clone), true, extensions);
+            let transport = Tower::new(
+                std::mem::replace(&mut self.inner, clone),
+                true,
+                extensions,
+                held.map(|(_, speaks_h2)| speaks_h2),
+            );
             return FollowRedirectFuture {
                 state: State::Chain {
                     chain: follow(transport, start),
@@ -361,15 +400,18 @@ where
         #[cfg(not(feature = "tracing"))]
         let trace = HopTrace::begin_under(&chain);
         let call = trace.in_span(|| self.inner.call(request));
+        let (held, speaks_h2) =
+            held.map_or((None, None), |(gate, speaks_h2)| (gate, Some(speaks_h2)));
         FollowRedirectFuture {
             state: State::First {
                 call,
                 rest: Some(Rest {
-                    transport: Tower::new(service, false, extensions),
+                    transport: Tower::new(service, false, extensions, speaks_h2),
                     body,
                     chain,
                     version,
                     trace,
+                    held,
                 }),
             },
             span,
@@ -378,12 +420,22 @@ where
 }
 
 /// Where a tower request's chain starts; the extensions are kept for the
-/// later hops.
-#[allow(clippy::type_complexity)] // a tuple of the two things the caller needs
+/// later hops. Where the body qualifies for `Expect: 100-continue`, the
+/// layer's HTTP/2 flag for the chain's later hops, and the first hop's gate
+/// unless the layer has seen HTTP/2.
+#[allow(clippy::type_complexity)] // a tuple of the things the caller needs
 fn start<S, B, ResBody>(
     policy: Policy,
     request: Request<B>,
-) -> Result<(Start<Tower<S, B, ResBody>>, Extensions), Error>
+    speaks_h2: &Arc<AtomicBool>,
+) -> Result<
+    (
+        Start<Tower<S, B, ResBody>>,
+        Extensions,
+        Option<(Option<Arc<Gate>>, Arc<AtomicBool>)>,
+    ),
+    Error,
+>
 where
     S: Service<Request<ReplayBody<B>>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send,
@@ -394,19 +446,74 @@ where
 {
     let (parts, source) = request.into_parts();
     let (body, first) = Replay::any(source, Limits::of(&policy));
+    let wait = expect_for(&policy, &body, parts.version);
     let chain = Lazy::from_head(policy, &parts, body.is_some())?;
     let extensions = parts.extensions.clone();
     let version = parts.version;
+    let mut request = Request::from_parts(parts, first);
+    // (After the chain took the head: the expectation is this request's,
+    // and the rule decides again for every hop.)
+    let held = wait.map(|wait| {
+        let gate = (!speaks_h2.load(Ordering::Relaxed)).then(|| hold_back(&mut request, wait));
+        (gate, Arc::clone(speaks_h2))
+    });
     Ok((
         Start {
-            request: Request::from_parts(parts, first),
+            request,
             body,
             chain,
             version,
             deadline: None,
         },
         extensions,
+        held,
     ))
+}
+
+/// Send `request` with `Expect: 100-continue`, its body held back until
+/// hyper reports a `100 Continue` (`hyper::ext::on_informational`, HTTP/1)
+/// or `wait` passes.
+fn hold_back<B>(request: &mut Request<ReplayBody<B>>, wait: Duration) -> Arc<Gate> {
+    let gate = Gate::new();
+    request.headers_mut().insert(
+        http::header::EXPECT,
+        http::HeaderValue::from_static("100-continue"),
+    );
+    let body = std::mem::take(request.body_mut());
+    *request.body_mut() = body.held(Arc::clone(&gate), wait, sleep);
+    let opens = Arc::clone(&gate);
+    hyper::ext::on_informational(request, move |informational| {
+        if informational.status() == http::StatusCode::CONTINUE {
+            opens.open();
+        }
+    });
+    gate
+}
+
+/// The held body's timer.
+fn sleep(wait: Duration) -> Sleep {
+    Box::pin(tokio::time::sleep(wait))
+}
+
+/// A later hop's gate, from `Tower::hop` to `Tower::send` (which takes it
+/// out before the service sees the request).
+#[derive(Clone)]
+struct HopGate(Arc<Gate>);
+
+/// In the response to a hop whose body was still held back when it came:
+/// dropping it (the loop drains or drops a 3xx, drops a 417) fails the held
+/// body, so that hyper closes the connection instead of keeping a request
+/// half-written; [`Tower::finish`] takes it out and lets the body linger
+/// instead, so that the caller can read the response before that.
+#[derive(Clone)]
+struct HeldBack(Option<Arc<Gate>>);
+
+impl Drop for HeldBack {
+    fn drop(&mut self) {
+        if let Some(gate) = self.0.take() {
+            gate.fail();
+        }
+    }
 }
 
 /// The loop's view of a tower service.
@@ -416,18 +523,58 @@ struct Tower<S, B, ResBody> {
     service: S,
     first: bool,
     extensions: Extensions,
+    /// The layer's HTTP/2 flag, where the chain's body qualifies for
+    /// `Expect: 100-continue`. (A hop's gate goes to its send in the
+    /// request's extensions: one field more here would put the loop's
+    /// boxed state past malloc's small-size cache.)
+    speaks_h2: Option<Arc<AtomicBool>>,
     _body: std::marker::PhantomData<fn() -> (B, ResBody)>,
 }
 
 impl<S, B, ResBody> Tower<S, B, ResBody> {
     /// `first`: whether `service` was made ready and takes the first hop.
-    fn new(service: S, first: bool, extensions: Extensions) -> Self {
+    fn new(
+        service: S,
+        first: bool,
+        extensions: Extensions,
+        speaks_h2: Option<Arc<AtomicBool>>,
+    ) -> Self {
         Self {
             service,
             first,
             extensions,
+            speaks_h2,
             _body: std::marker::PhantomData,
         }
+    }
+
+    /// A response came to a hop whose body was held back behind `gate`.
+    fn answered<Res: Body>(&self, response: &mut Response<Res>, gate: Arc<Gate>) {
+        answered(response, gate, self.speaks_h2.as_deref());
+    }
+}
+
+/// What a response to a held-back hop means for its body: nothing if the
+/// body went (a 100 came, or the wait passed); otherwise it is never sent,
+/// and the connection is closed at once when the response has no body to
+/// read, or once the response is done with (see [`HeldBack`]).
+fn answered<Res: Body>(
+    response: &mut Response<Res>,
+    gate: Arc<Gate>,
+    speaks_h2: Option<&AtomicBool>,
+) {
+    if response.version() == http::Version::HTTP_2 {
+        if let Some(speaks_h2) = speaks_h2 {
+            speaks_h2.store(true, Ordering::Relaxed);
+        }
+    }
+    if !gate.answered() {
+        return;
+    }
+    if response.body().is_end_stream() {
+        gate.fail();
+    } else {
+        response.extensions_mut().insert(HeldBack(Some(gate)));
     }
 }
 
@@ -440,6 +587,8 @@ where
     B::Error: Into<BoxError>,
     ResBody: Body + Send + 'static,
 {
+    const EXPECT_CONTINUE: bool = true;
+
     type Body = B;
     type Request = Request<ReplayBody<B>>;
     type Response = Response<ResBody>;
@@ -448,8 +597,9 @@ where
 
     fn send(
         &mut self,
-        request: Self::Request,
+        mut request: Self::Request,
     ) -> impl Future<Output = Result<Self::Response, BoxError>> + Send + '_ {
+        let gate = request.extensions_mut().remove::<HopGate>();
         // The first hop takes the ready service; later hops a clone of it,
         // made ready here (tower's `oneshot`). Either way the future the
         // loop holds is small: the call is made now where it can be, and
@@ -470,10 +620,19 @@ where
                 Poll::Pending => Sending::Later(Box::pin(later_hop(service, request))),
             }
         };
+        // A hop held back for a `100 Continue` (a big upload) is boxed with
+        // its gate: the loop's state does not grow for every hop.
+        let sending = match gate {
+            None => sending,
+            Some(HopGate(gate)) => {
+                Sending::Held(Box::pin(held_hop(sending, gate, self.speaks_h2.clone())))
+            }
+        };
         async move {
             match sending {
                 Sending::Call(call) => call.await.map_err(Into::into),
                 Sending::Later(hop) => hop.await,
+                Sending::Held(hop) => hop.await,
                 Sending::Failed(e) => Err(e),
             }
         }
@@ -490,10 +649,20 @@ where
         // on every hop (measured: ~0.5k instructions, 1 % of a hop); the
         // hop's span carries the count.
         *request.extensions_mut() = self.extensions.clone();
+        if let (Some(wait), Some(speaks_h2)) = (hop.expect, &self.speaks_h2) {
+            if !speaks_h2.load(Ordering::Relaxed) {
+                let gate = hold_back(&mut request, wait);
+                request.extensions_mut().insert(HopGate(gate));
+            }
+        }
         Ok(request)
     }
 
-    fn drain(response: Self::Response) -> impl Future<Output = bool> + Send {
+    fn drain(mut response: Self::Response) -> impl Future<Output = bool> + Send {
+        // A body still held back is failed first: its connection closes
+        // (so the drain is cut short, and nothing would go back to the pool
+        // anyway).
+        drop(response.extensions_mut().remove::<HeldBack>());
         drain(response.into_body())
     }
 
@@ -502,6 +671,14 @@ where
         history: History,
         _fragment: Option<String>,
     ) -> Self::Response {
+        if let Some(mut held) = response.extensions_mut().remove::<HeldBack>() {
+            // The caller reads this response: the held body fails (and
+            // hyper closes the connection) only after the linger, unless
+            // the server closes it first.
+            if let Some(gate) = held.0.take() {
+                gate.linger();
+            }
+        }
         response.extensions_mut().insert(history);
         response
     }
@@ -533,14 +710,41 @@ where
     }
 }
 
+/// A hop's answer, boxed.
+type Boxed<R> = Pin<Box<dyn Future<Output = Result<R, BoxError>> + Send>>;
+
 /// How a hop goes to the service: see `Tower::send`.
-enum Sending<F, L> {
+enum Sending<F, L, R> {
     /// The service was ready and called.
     Call(F),
     /// A clone that was not ready yet, with its request.
     Later(Pin<Box<L>>),
+    /// A hop whose body is held back for a `100 Continue`.
+    Held(Boxed<R>),
     /// A clone that failed to get ready.
     Failed(BoxError),
+}
+
+/// A held-back hop: sent as `sending` says, its answer then told to `gate`.
+async fn held_hop<F, E, L, Res>(
+    sending: Sending<F, L, Response<Res>>,
+    gate: Arc<Gate>,
+    speaks_h2: Option<Arc<AtomicBool>>,
+) -> Result<Response<Res>, BoxError>
+where
+    F: Future<Output = Result<Response<Res>, E>>,
+    E: Into<BoxError>,
+    L: Future<Output = Result<Response<Res>, BoxError>>,
+    Res: Body,
+{
+    let mut response = match sending {
+        Sending::Call(call) => call.await.map_err(Into::into)?,
+        Sending::Later(hop) => hop.await?,
+        Sending::Held(hop) => hop.await?,
+        Sending::Failed(e) => return Err(e),
+    };
+    answered(&mut response, gate, speaks_h2.as_deref());
+    Ok(response)
 }
 
 /// A later hop: a clone of the service, made ready, then called.
@@ -579,15 +783,16 @@ mod tests {
     type Inner = Client<HttpConnector, ReplayBody<Full<Bytes>>>;
 
     /// The loop's future, boxed at a redirect, fits glibc malloc's per-thread
-    /// cache (requests up to 1032 bytes): past it, every redirected request
-    /// pays the slow path (measured: ~0.4k instructions per request, more
-    /// with 16 tasks).
+    /// cache (requests up to 1032 bytes on 64-bit: `tidx2usize(63)`): past
+    /// it, every redirected request pays the slow path (measured: ~0.4k
+    /// instructions per request, more with 16 tasks). It is at that limit
+    /// (the `Expect: 100-continue` flag took the last 8 bytes).
     #[tokio::test]
     async fn the_boxed_loop_fits_mallocs_small_size_cache() {
         let client: Inner =
             Client::builder(hyper_util::rt::TokioExecutor::new()).build(HttpConnector::new());
         let transport: Tower<Inner, Full<Bytes>, hyper::body::Incoming> =
-            Tower::new(client, false, Extensions::new());
+            Tower::new(client, false, Extensions::new(), None);
         let (head, ()) = Request::post("http://127.0.0.1:9/")
             .body(())
             .unwrap()
@@ -604,6 +809,6 @@ mod tests {
         );
         let size = std::mem::size_of_val(&*future);
         eprintln!("the loop's state is {size} bytes");
-        assert!(size <= 1024, "the loop's state is {size} bytes");
+        assert!(size <= 1032, "the loop's state is {size} bytes");
     }
 }

@@ -22,6 +22,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::sync::oneshot;
 
+pub mod raw;
 pub mod spec;
 
 /// What one request looked like when it reached the server.
