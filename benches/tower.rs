@@ -9,6 +9,8 @@
 //! cargo bench --bench tower --features tower,spill -- grid         # the throughput grid
 //! cargo bench --bench tower --features tower,spill -- stream       # streamed vs in memory
 //! cargo bench --bench tower --features tower,spill -- memory       # 1 GiB through a 307, spill on
+//! cargo bench --bench tower --features tower,spill -- expect       # Expect: 100-continue: latency, bytes
+//! cargo bench --bench tower --features tower,spill -- expect-memory # 1 GiB past a 1 MiB cap: peak RSS
 //! cargo bench --bench tower --features tower,spill -- --rounds 3   # fewer rounds (default 21)
 //! cargo bench --bench tower --features tower,spill -- --slice-ms 300 # longer runs (default 100)
 //! cargo bench --bench tower --features tower,spill -- grid --cell 0,1,16 --rounds 201  # some cells
@@ -417,6 +419,218 @@ fn memory(base: &str) {
     );
 }
 
+/// A 16 MiB PUT from memory to `url`, timed (the response read whole).
+async fn put_16_mib(service: &Ours, url: &str, data: &Bytes) -> f64 {
+    let started = Instant::now();
+    let request = Request::put(url).body(Full::new(data.clone())).unwrap();
+    let response = service.clone().oneshot(request).await.unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    let _ = response.into_body().collect().await.unwrap();
+    started.elapsed().as_secs_f64()
+}
+
+/// One row: the median time of a 16 MiB PUT with and without the
+/// expectation, `rounds` rounds of 10 pairs alternating.
+async fn expect_latency(label: &str, url: &str, with: &Ours, without: &Ours, rounds: usize) {
+    let data = common::pattern_chunk(0, 16 * 1024 * 1024);
+    for _ in 0..3 {
+        put_16_mib(with, url, &data).await;
+        put_16_mib(without, url, &data).await;
+    }
+    let (mut xs, mut ys, mut ratios) = (vec![], vec![], vec![]);
+    for round in 0..rounds {
+        let (mut x, mut y) = (vec![], vec![]);
+        for pair in 0..10 {
+            if (pair + round) % 2 == 0 {
+                x.push(put_16_mib(with, url, &data).await);
+                y.push(put_16_mib(without, url, &data).await);
+            } else {
+                y.push(put_16_mib(without, url, &data).await);
+                x.push(put_16_mib(with, url, &data).await);
+            }
+        }
+        let (x, y) = (median(&mut x), median(&mut y));
+        xs.push(x);
+        ys.push(y);
+        ratios.push(x / y);
+    }
+    println!(
+        "| {label} | {:.2} ms | {:.2} ms | {:.3} ({}) |",
+        median(&mut xs) * 1e3,
+        median(&mut ys) * 1e3,
+        median(&mut ratios.clone()),
+        spread(&ratios)
+    );
+}
+
+/// `Expect: 100-continue` through the layer: what the wait costs against a
+/// server that sends the 100 at once, and the bytes that reach a server
+/// that redirects before reading.
+async fn expect(base: &str, rounds: usize) {
+    let with: Ours = redirect_policy::FollowRedirect::new(hyper_client(), Policy::standard());
+    let without: Ours = redirect_policy::FollowRedirect::new(
+        hyper_client(),
+        Policy::standard().no_expect_continue(),
+    );
+    println!("## `Expect: 100-continue` (tower layer, HTTP/1.1)\n");
+    println!("A 16 MiB PUT from memory, no redirect, {rounds} rounds of 10 pairs alternating:\n");
+    println!(
+        "| server | with `Expect: 100-continue` (default) | without | with ÷ without (spread) |"
+    );
+    println!("|---|---:|---:|---|");
+    let hyper_url = format!("{base}/hop/0");
+    expect_latency(
+        "hyper (the benches' server)",
+        &hyper_url,
+        &with,
+        &without,
+        rounds,
+    )
+    .await;
+    if let Ok(url) = std::env::var("REDIRECT_POLICY_NGINX") {
+        expect_latency("nginx (`dav_methods PUT`)", &url, &with, &without, rounds).await;
+    }
+    println!();
+    let big = common::pattern_chunk(0, 64 * 1024 * 1024);
+    println!("A 64 MiB stream (unknown length) through a 307 answered before the body is read:\n");
+    println!(
+        "| | outcome | body bytes sent to the redirecting server | bytes read at the target |"
+    );
+    println!("|---|---|---:|---:|");
+    for expecting in [true, false] {
+        let policy = if expecting {
+            Policy::standard()
+        } else {
+            Policy::standard().no_expect_continue()
+        };
+        let service: OursStream = redirect_policy::FollowRedirect::new(hyper_client(), policy);
+        let before = READ_BYTES.load(Ordering::Relaxed);
+        let request = Request::put(format!("{base}/early/hop/1"))
+            .body(chunks(&big, 64 * 1024))
+            .unwrap();
+        let (outcome, sent) = match service.oneshot(request).await {
+            Ok(response) => {
+                let sent = response
+                    .extensions()
+                    .get::<redirect_policy::History>()
+                    .and_then(|h| h.hops().first())
+                    .map_or("?".to_owned(), |hop| hop.body_bytes_sent().to_string());
+                let status = response.status().to_string();
+                let _ = response.into_body().collect().await;
+                (status, sent)
+            }
+            Err(e) => (
+                format!("{:?}", e.kind()),
+                "the stream, to the cap and past it".to_owned(),
+            ),
+        };
+        let label = if expecting {
+            "with (default)"
+        } else {
+            "without"
+        };
+        println!(
+            "| {label} | {outcome} | {sent} | {} |",
+            READ_BYTES.load(Ordering::Relaxed) - before
+        );
+    }
+    println!();
+}
+
+/// In a child process: a 1 GiB stream of unknown length through a 307
+/// answered unread, `max_replay_body` 1 MiB, no spill; prints the status,
+/// the body bytes sent to the redirecting server, the bytes read at the
+/// target, and the peak resident set in KiB before and after.
+fn expect_child(base: &str) {
+    const MIB: usize = 1024 * 1024;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let hwm = || {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .unwrap()
+            .trim()
+            .trim_end_matches(" kB")
+            .parse::<u64>()
+            .unwrap()
+    };
+    rt.block_on(async {
+        let service: OursStream = redirect_policy::FollowRedirect::new(
+            hyper_client(),
+            Policy::standard().max_replay_body(MIB),
+        );
+        let frames = |len: usize| {
+            futures_util::stream::iter((0..len / common::PATTERN_CHUNK).map(|i| {
+                Ok::<_, Infallible>(Frame::data(common::pattern_chunk(
+                    i * common::PATTERN_CHUNK,
+                    common::PATTERN_CHUNK,
+                )))
+            }))
+        };
+        let upload = |len: usize| {
+            let service = service.clone();
+            let request = Request::put(format!("{base}/early/hop/1"))
+                .body(Chunks(StreamBody::new(frames(len)).boxed()))
+                .unwrap();
+            async move {
+                let response = service.oneshot(request).await.unwrap();
+                let status = response.status();
+                let sent = response
+                    .extensions()
+                    .get::<redirect_policy::History>()
+                    .and_then(|h| h.hops().first())
+                    .map_or(u64::MAX, redirect_policy::Hop::body_bytes_sent);
+                let _ = response.into_body().collect().await.unwrap();
+                (status, sent)
+            }
+        };
+        // Warm up: the connection, the runtime, the buffers.
+        upload(MIB).await;
+        let before = hwm();
+        let started = Instant::now();
+        let (status, bytes_out) = upload(1024 * MIB).await;
+        println!(
+            "{status} {bytes_out} {:.1} {before} {}",
+            started.elapsed().as_secs_f64(),
+            hwm()
+        );
+    });
+}
+
+/// `--expect-child` in a child process (a peak of memory is a high-water
+/// mark: alone in its process).
+fn expect_memory(base: &str) {
+    let read_before = READ_BYTES.load(Ordering::Relaxed);
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--expect-child", base])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8(out.stdout).unwrap();
+    let v: Vec<&str> = line.split_whitespace().collect();
+    let (before, after): (u64, u64) = (v[4].parse().unwrap(), v[5].parse().unwrap());
+    println!(
+        "## A 1 GiB stream through a 307 answered unread, `max_replay_body` 1 MiB, no spill \
+         (tower layer)\n\nstatus {} {}, {} s; body bytes sent to the redirecting server {}, read \
+         at the target {}; peak RSS {before} KiB before, {after} KiB after: +{} KiB.\n",
+        v[0],
+        v[1],
+        v[3],
+        v[2],
+        // (Less the child's 1 MiB warm-up, read at the same target.)
+        READ_BYTES.load(Ordering::Relaxed) - read_before - 1024 * 1024,
+        after.saturating_sub(before)
+    );
+}
+
 /// `--profile SIDE HOPS N [SIZE [TASKS]]`: N POSTs of SIZE bytes (default
 /// 0) from TASKS tasks (default 1), for callgrind.
 fn profile(side: &str, hops: u32, n: usize, body_len: usize, tasks: usize) {
@@ -459,6 +673,10 @@ fn main() {
         );
         return;
     }
+    if args.first().map(String::as_str) == Some("--expect-child") {
+        expect_child(&args[1]);
+        return;
+    }
     #[cfg(feature = "spill")]
     if args.first().map(String::as_str) == Some("--child") {
         child(&args[1]);
@@ -475,7 +693,7 @@ fn main() {
     let only: Vec<&str> = args
         .iter()
         .map(String::as_str)
-        .filter(|a| ["grid", "stream", "memory"].contains(a))
+        .filter(|a| ["grid", "stream", "memory", "expect", "expect-memory"].contains(a))
         .collect();
     let wants = |what: &str| only.is_empty() || only.contains(&what);
     let addr = start_server();
@@ -504,5 +722,12 @@ fn main() {
     #[cfg(feature = "spill")]
     if wants("memory") {
         memory(&base);
+    }
+    if wants("expect") {
+        rt.block_on(expect(&base, rounds.min(7)));
+    }
+    // Alone in its process (a child): a peak of memory is a high-water mark.
+    if only.contains(&"expect-memory") {
+        expect_memory(&base);
     }
 }

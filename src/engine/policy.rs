@@ -384,7 +384,7 @@ impl Policy {
     /// The default is curl's: bodies of 1 MiB or more and streams of unknown
     /// length, with a 1 s wait. A server that supports the mechanism (hyper,
     /// nginx, Apache, S3) answers 100 at once, so it costs one round trip
-    /// before the body (BENCHMARKS.md §9); below 1 MiB that round trip
+    /// before the body (BENCHMARKS.md §9 for ureq, §10 for the tower layer); below 1 MiB that round trip
     /// weighs more than what a redirected upload would send twice.
     ///
     /// HTTP/2 and the reqwest paths do not send it (see the crate docs,
