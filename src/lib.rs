@@ -179,11 +179,14 @@
 //! once the server closes it or, at the latest, thirty waits later (30 s by
 //! default), so that you can read that response first (closing sooner would
 //! cut it short). A hyper-util client set to HTTP/2 (`http2_only`, or ALPN)
-//! carries no version on the request, and hyper reports no 1xx over HTTP/2:
-//! the first qualifying upload through a new service waits the full wait,
-//! and the service (with its clones) sends no expectation from its first
-//! HTTP/2 answer on. For a client you know speaks HTTP/2, set
-//! [`Policy::no_expect_continue`], or the request's version to HTTP/2.
+//! carries no version on the request, so the layer cannot tell before the
+//! send: the first qualifying uploads through a new service carry the
+//! header (legal, and ignored, in HTTP/2), but their bodies go at once
+//! (hyper's HTTP/2 client drops the 1xx callback as it sends the head,
+//! which tells the layer that no 100 will be reported), and the service,
+//! with its clones, sends no expectation from its first HTTP/2 answer on.
+//! For a client you know speaks HTTP/2, set [`Policy::no_expect_continue`],
+//! or the request's version to HTTP/2.
 //!
 //! # Tracing: a span per hop
 //!

@@ -57,6 +57,8 @@ pub(crate) struct Gate {
 struct Shared {
     state: State,
     waker: Option<Waker>,
+    /// The transport has polled the body (it wrote the head first).
+    polled: bool,
 }
 
 impl Gate {
@@ -66,6 +68,7 @@ impl Gate {
             inner: Mutex::new(Shared {
                 state: State::Closed,
                 waker: None,
+                polled: false,
             }),
         })
     }
@@ -90,6 +93,21 @@ impl Gate {
     /// A `100 Continue` came: send the body (unless the hop was answered).
     pub(crate) fn open(&self) {
         self.set(&[State::Closed], State::Open);
+    }
+
+    /// The transport let go of its 1xx callback. Before it ever polled the
+    /// body, that means it will report no 1xx at all (hyper's HTTP/2 client
+    /// drops the request's extensions as it sends the head): send the body
+    /// now rather than after the wait. After (hyper's HTTP/1 client drops it
+    /// when the final head comes), nothing: [`Gate::answered`] follows.
+    pub(crate) fn unheard(&self) {
+        let mut shared = self.lock();
+        if shared.state == State::Closed && !shared.polled {
+            shared.state = State::Open;
+            if let Some(waker) = shared.waker.take() {
+                waker.wake();
+            }
+        }
     }
 
     /// The hop was answered. `true` if the body was still held: nothing of
@@ -122,6 +140,7 @@ impl Gate {
 
     fn state(&self, waker: &Waker) -> State {
         let mut shared = self.lock();
+        shared.polled = true;
         if !matches!(shared.state, State::Open) {
             match &mut shared.waker {
                 Some(old) if old.will_wake(waker) => {}
@@ -293,6 +312,20 @@ mod tests {
         assert!(gate.held());
         gate.fail();
         assert!(matches!(poll(&mut body), Poll::Ready(Some(Err(_)))));
+    }
+
+    #[test]
+    fn a_callback_let_go_before_the_first_poll_opens_the_gate_and_after_it_does_not() {
+        let gate = Gate::new();
+        let mut body = held(&gate);
+        gate.unheard();
+        assert!(matches!(poll(&mut body), Poll::Ready(Some(Ok(_)))));
+        let gate = Gate::new();
+        let mut body = held(&gate);
+        assert!(poll(&mut body).is_pending());
+        gate.unheard();
+        assert!(poll(&mut body).is_pending(), "a final head is coming");
+        assert!(gate.answered());
     }
 
     #[test]

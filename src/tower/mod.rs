@@ -481,13 +481,25 @@ fn hold_back<B>(request: &mut Request<ReplayBody<B>>, wait: Duration) -> Arc<Gat
     );
     let body = std::mem::take(request.body_mut());
     *request.body_mut() = body.held(Arc::clone(&gate), wait, sleep);
-    let opens = Arc::clone(&gate);
+    let opens = Opener(Arc::clone(&gate));
     hyper::ext::on_informational(request, move |informational| {
         if informational.status() == http::StatusCode::CONTINUE {
-            opens.open();
+            opens.0.open();
         }
     });
     gate
+}
+
+/// The gate, in hyper's 1xx callback. Dropped with it: before the body was
+/// polled, hyper will report no 1xx (its HTTP/2 client drops the request's
+/// extensions as it sends the head), so the body goes at once instead of
+/// after the wait ([`Gate::unheard`]).
+struct Opener(Arc<Gate>);
+
+impl Drop for Opener {
+    fn drop(&mut self) {
+        self.0.unheard();
+    }
 }
 
 /// The held body's timer.
