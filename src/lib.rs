@@ -188,6 +188,12 @@
 //! For a client you know speaks HTTP/2, set [`Policy::no_expect_continue`],
 //! or the request's version to HTTP/2.
 //!
+//! A server that answers 307 to the head and resets the connection at once
+//! (an RST, not a close) is followed on the tower layer; ureq 3.5 loses that
+//! 307 (it reads once more while it awaits the 100, and the reset fails the
+//! read), so on the ureq adapter the upload fails with
+//! [`ErrorKind::Request`]: nothing was uploaded, nothing short sent.
+//!
 //! # Tracing: a span per hop
 //!
 //! With feature `tracing` (a default), every request a chain sends is a

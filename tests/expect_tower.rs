@@ -20,7 +20,9 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use redirect_policy::{FollowRedirect, FollowRedirectLayer, History, Policy, ReplayBody};
-use support::raw::{content_length, raw_server, read_head, read_until, redirect_and_close, Got};
+use support::raw::{
+    content_length, raw_server, read_head, read_until, redirect_and_close, reset, Got,
+};
 use support::{pattern, upload_stream, BodyEnd, Read, Reply, Server, Upload};
 use tower::ServiceExt as _;
 use tower_layer::Layer as _;
@@ -293,11 +295,11 @@ async fn a_100_then_an_early_307_mid_body_sends_the_rest_from_the_source() {
     assert!(server.one_at("/b").body == data);
 }
 
-/// A 307 to the head and a close at once (haproxy's `http-request redirect
+/// A 307 to the head and at once `close` (haproxy's `http-request redirect
 /// code 307`): no body byte was written, so there is no broken pipe to
-/// report; the 307 is followed and the target gets the body whole.
-#[tokio::test]
-async fn a_307_to_the_head_and_a_close_is_followed() {
+/// report; the 307 is followed and the target gets the body whole, five
+/// uploads in a row.
+async fn a_307_to_the_head_then(close: fn(TcpStream)) {
     let target = Server::start();
     let answer = redirect_and_close(&target.url("/landing"));
     let (addr, got) = raw_server(move |mut stream, got| {
@@ -308,7 +310,7 @@ async fn a_307_to_the_head_and_a_close_is_followed() {
         read_until(&mut stream, &mut early, |_| false);
         Got::record(got, head, early);
         stream.write_all(&answer).unwrap();
-        drop(stream);
+        close(stream);
     });
     let data = pattern(4 * MIB);
     let service = service(Policy::standard(), false);
@@ -328,6 +330,16 @@ async fn a_307_to_the_head_and_a_close_is_followed() {
     let got = got.lock().unwrap();
     assert_eq!(got.bodies.len(), 5);
     assert!(got.bodies.iter().all(Vec::is_empty));
+}
+
+#[tokio::test]
+async fn a_307_to_the_head_and_a_close_is_followed() {
+    a_307_to_the_head_then(drop).await;
+}
+
+#[tokio::test]
+async fn a_307_to_the_head_and_a_reset_is_followed() {
+    a_307_to_the_head_then(reset).await;
 }
 
 /// Over HTTP/2 (h2c, `http2_only`) hyper reports no 1xx: the first request

@@ -82,3 +82,12 @@ pub fn redirect_and_close(location: &str) -> Vec<u8> {
     )
     .into_bytes()
 }
+
+/// Close `stream` with a reset (RST), not a FIN: `SO_LINGER` 0, as haproxy
+/// does right after its `http-request redirect`.
+pub fn reset(stream: TcpStream) {
+    socket2::SockRef::from(&stream)
+        .set_linger(Some(std::time::Duration::ZERO))
+        .unwrap();
+    drop(stream);
+}
