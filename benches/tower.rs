@@ -382,21 +382,27 @@ fn child(base: &str) {
         let response = service.oneshot(request).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
     });
+    println!("{}", peak_rss_kib());
+}
+
+/// The process's peak resident memory so far, in KiB.
+fn peak_rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let hwm = status
+    status
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .unwrap()
         .trim()
-        .trim_end_matches(" kB");
-    println!("{hwm}");
+        .trim_end_matches(" kB")
+        .parse()
+        .unwrap()
 }
 
-#[cfg(feature = "spill")]
-fn memory(base: &str) {
-    common::DIGESTS.lock().unwrap().clear();
+/// This benchmark run again as a child process with `mode` and `base`; what
+/// it printed.
+fn run_child(mode: &str, base: &str) -> String {
     let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--child", base])
+        .args([mode, base])
         .output()
         .unwrap();
     assert!(
@@ -404,11 +410,13 @@ fn memory(base: &str) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let kib: f64 = String::from_utf8(out.stdout)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[cfg(feature = "spill")]
+fn memory(base: &str) {
+    common::DIGESTS.lock().unwrap().clear();
+    let kib: f64 = run_child("--child", base).trim().parse().unwrap();
     let expected = common::assert_both_hops_got_the_pattern(1024 * 1024 * 1024);
     println!(
         "## Memory through the layer\n\n1 GiB streamed PUT through one 307, spilling past 8 MiB: \
@@ -547,17 +555,6 @@ fn expect_child(base: &str) {
         .enable_all()
         .build()
         .unwrap();
-    let hwm = || {
-        let status = std::fs::read_to_string("/proc/self/status").unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .unwrap()
-            .trim()
-            .trim_end_matches(" kB")
-            .parse::<u64>()
-            .unwrap()
-    };
     rt.block_on(async {
         let service: OursStream = redirect_policy::FollowRedirect::new(
             hyper_client(),
@@ -590,13 +587,13 @@ fn expect_child(base: &str) {
         };
         // Warm up: the connection, the runtime, the buffers.
         upload(MIB).await;
-        let before = hwm();
+        let before = peak_rss_kib();
         let started = Instant::now();
         let (status, bytes_out) = upload(1024 * MIB).await;
         println!(
             "{status} {bytes_out} {:.1} {before} {}",
             started.elapsed().as_secs_f64(),
-            hwm()
+            peak_rss_kib()
         );
     });
 }
@@ -605,16 +602,7 @@ fn expect_child(base: &str) {
 /// mark: alone in its process).
 fn expect_memory(base: &str) {
     let read_before = READ_BYTES.load(Ordering::Relaxed);
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--expect-child", base])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let line = String::from_utf8(out.stdout).unwrap();
+    let line = run_child("--expect-child", base);
     let v: Vec<&str> = line.split_whitespace().collect();
     let (before, after): (u64, u64) = (v[4].parse().unwrap(), v[5].parse().unwrap());
     println!(

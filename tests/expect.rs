@@ -9,14 +9,13 @@
 mod support;
 
 use std::io::Write as _;
-use std::net::TcpStream;
 use std::time::Duration;
 
 use http::{Method, StatusCode};
 use redirect_policy::ureq::{Agent, Body};
 use redirect_policy::{ErrorKind, History, Policy};
 use support::raw::{
-    content_length, raw_server, read_head, read_until, redirect_and_close, reset, Got,
+    never_100, raw_server, read_head, read_until, redirect_and_close, redirect_at_head, reset, Got,
 };
 use support::{pattern, BodyEnd, Read, Reply, Server};
 
@@ -212,16 +211,7 @@ fn a_100_then_an_early_307_mid_body_replays_it_whole() {
 /// wait elapses and the body follows, whole.
 #[test]
 fn a_server_that_never_sends_100_gets_the_body_after_the_wait() {
-    let (addr, got) = raw_server(|mut stream, got| {
-        let (head, mut body) = read_head(&mut stream);
-        let len = content_length(&head);
-        read_until(&mut stream, &mut body, |b| b.len() >= len);
-        // Recorded before the answer: the test reads it once answered.
-        Got::record(got, head, body);
-        stream
-            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
-            .unwrap();
-    });
+    let (addr, got) = never_100();
     let data = pattern(2 * MIB);
     let policy = Policy::standard().expect_continue(MIB as u64, Duration::from_millis(200));
     let response = agent(policy)
@@ -236,24 +226,14 @@ fn a_server_that_never_sends_100_gets_the_body_after_the_wait() {
     assert!(got.bodies[0] == data, "{} bytes", got.bodies[0].len());
 }
 
-/// A server that answers 307 to the head and at once `close`s (haproxy's
+/// A server that answers 307 to the head and closes at once (haproxy's
 /// `http-request redirect code 307`): with the expectation no body byte was
 /// written, so there is nothing to break; the 307 is read and followed,
 /// five uploads in a row.
-fn a_307_to_the_head_then(close: fn(TcpStream)) {
+#[test]
+fn a_307_to_the_head_and_a_close_is_followed() {
     let target = Server::start();
-    let answer = redirect_and_close(&target.url("/landing"));
-    let (addr, got) = raw_server(move |mut stream, got| {
-        let (head, mut early) = read_head(&mut stream);
-        // Give a client that does not wait a moment to send body bytes.
-        stream
-            .set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
-        read_until(&mut stream, &mut early, |_| false);
-        Got::record(got, head, early);
-        stream.write_all(&answer).unwrap();
-        close(stream);
-    });
+    let (addr, got) = redirect_at_head(&target.url("/landing"), drop);
     let data = pattern(4 * MIB);
     let agent = agent(Policy::standard());
     for _ in 0..5 {
@@ -274,11 +254,6 @@ fn a_307_to_the_head_then(close: fn(TcpStream)) {
     );
 }
 
-#[test]
-fn a_307_to_the_head_and_a_close_is_followed() {
-    a_307_to_the_head_then(drop);
-}
-
 /// The same server resetting the connection (RST) right after its 307:
 /// ureq 3.5 loses that 307. With the whole 307 in its buffer it reads once
 /// more while it awaits the 100 (seen with strace: `recvfrom` → 115 bytes,
@@ -290,17 +265,7 @@ fn a_307_to_the_head_and_a_close_is_followed() {
 #[test]
 fn a_307_to_the_head_and_a_reset_is_an_error_on_ureq_never_a_short_body() {
     let target = Server::start();
-    let answer = redirect_and_close(&target.url("/landing"));
-    let (addr, got) = raw_server(move |mut stream, got| {
-        let (head, mut early) = read_head(&mut stream);
-        stream
-            .set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
-        read_until(&mut stream, &mut early, |_| false);
-        Got::record(got, head, early);
-        stream.write_all(&answer).unwrap();
-        reset(stream);
-    });
+    let (addr, got) = redirect_at_head(&target.url("/landing"), reset);
     let data = pattern(4 * MIB);
     match agent(Policy::standard())
         .put(&format!("http://{addr}/v1/upload"))

@@ -20,9 +20,7 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use redirect_policy::{FollowRedirect, FollowRedirectLayer, History, Policy, ReplayBody};
-use support::raw::{
-    content_length, raw_server, read_head, read_until, redirect_and_close, reset, Got,
-};
+use support::raw::{never_100, raw_server, read_head, redirect_at_head, reset, Got};
 use support::{pattern, upload_stream, BodyEnd, Read, Reply, Server, Upload};
 use tower::ServiceExt as _;
 use tower_layer::Layer as _;
@@ -222,16 +220,7 @@ async fn a_final_answer_with_a_body_is_read_whole_then_the_connection_closes() {
 /// A server that never sends 100: the wait passes and the body follows.
 #[tokio::test]
 async fn a_server_that_never_sends_100_gets_the_body_after_the_wait() {
-    let (addr, got) = raw_server(|mut stream, got| {
-        let (head, mut body) = read_head(&mut stream);
-        let len = content_length(&head);
-        read_until(&mut stream, &mut body, |b| b.len() >= len);
-        // Recorded before the answer: the test reads it once answered.
-        Got::record(got, head, body);
-        stream
-            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
-            .unwrap();
-    });
+    let (addr, got) = never_100();
     let data = pattern(2 * MIB);
     let policy = Policy::standard().expect_continue(MIB as u64, Duration::from_millis(200));
     let service = service(policy, false);
@@ -301,17 +290,7 @@ async fn a_100_then_an_early_307_mid_body_sends_the_rest_from_the_source() {
 /// uploads in a row.
 async fn a_307_to_the_head_then(close: fn(TcpStream)) {
     let target = Server::start();
-    let answer = redirect_and_close(&target.url("/landing"));
-    let (addr, got) = raw_server(move |mut stream, got| {
-        let (head, mut early) = read_head(&mut stream);
-        stream
-            .set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
-        read_until(&mut stream, &mut early, |_| false);
-        Got::record(got, head, early);
-        stream.write_all(&answer).unwrap();
-        close(stream);
-    });
+    let (addr, got) = redirect_at_head(&target.url("/landing"), close);
     let data = pattern(4 * MIB);
     let service = service(Policy::standard(), false);
     for _ in 0..5 {

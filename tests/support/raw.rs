@@ -2,7 +2,7 @@
 //! 100, answer and close, send a late 100.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
-use std::io::Read as _;
+use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
@@ -90,4 +90,37 @@ pub fn reset(stream: TcpStream) {
         .set_linger(Some(std::time::Duration::ZERO))
         .unwrap();
     drop(stream);
+}
+
+/// A server that answers every request with a 307 to `location` as soon as
+/// its head is in (after 100 ms for body bytes that a client that does not
+/// wait would send), then `close`s the connection: haproxy's
+/// `http-request redirect code 307`. Records the head and those bytes.
+pub fn redirect_at_head(location: &str, close: fn(TcpStream)) -> (SocketAddr, Arc<Mutex<Got>>) {
+    let answer = redirect_and_close(location);
+    raw_server(move |mut stream, got| {
+        let (head, mut early) = read_head(&mut stream);
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_millis(100)))
+            .unwrap();
+        read_until(&mut stream, &mut early, |_| false);
+        Got::record(got, head, early);
+        stream.write_all(&answer).unwrap();
+        close(stream);
+    })
+}
+
+/// A server that never sends 100: it reads the whole body (of the
+/// request's `content-length`) when it comes, records it, then answers 200.
+pub fn never_100() -> (SocketAddr, Arc<Mutex<Got>>) {
+    raw_server(|mut stream, got| {
+        let (head, mut body) = read_head(&mut stream);
+        let len = content_length(&head);
+        read_until(&mut stream, &mut body, |b| b.len() >= len);
+        // Recorded before the answer: the test reads it once answered.
+        Got::record(got, head, body);
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+            .unwrap();
+    })
 }
