@@ -125,6 +125,24 @@ async fn a_307_before_the_100_uploads_nothing_and_the_next_hop_sends_it_all() {
     assert_eq!(second.end(), Some(BodyEnd::Complete));
 }
 
+/// A body in memory answered 307 before its 100: nothing reaches the
+/// redirecting server, and the history says so (0 bytes sent on the first
+/// hop, the whole body on the second, all of it replayed from memory).
+#[tokio::test]
+async fn a_body_in_memory_held_back_counts_nothing_sent() {
+    let a = Server::start();
+    let b = Server::start();
+    a.route("/a", Reply::redirect(307, b.url("/b")).read(Read::Nothing));
+    let data = pattern(2 * MIB);
+    let service = service(Policy::standard(), false);
+    let response = send(&service, Method::POST, a.url("/a"), full(&data)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(a.one_at("/a").body.is_empty());
+    assert!(b.one_at("/b").body == data);
+    let history = response.extensions().get::<History>().unwrap();
+    assert_eq!(history.hops()[0].body_bytes_sent(), 0);
+}
+
 /// A 401 before the 100: returned, its body whole; nothing uploaded.
 #[tokio::test]
 async fn a_401_before_the_100_is_returned_with_nothing_uploaded() {

@@ -47,6 +47,11 @@ pub(crate) trait Answer {
     /// The response's HTTP version.
     #[cfg_attr(not(feature = "tracing"), allow(dead_code))] // only the hop spans read it
     fn version(&self) -> Version;
+    /// The hop's body was held back for a `100 Continue` and never sent:
+    /// the server answered first (the tower layer marks such a response).
+    fn body_withheld(&self) -> bool {
+        false
+    }
 }
 
 /// An `http::Response`, as the tower layer's services and ureq give them.
@@ -62,6 +67,11 @@ impl<ResBody> Answer for http::Response<ResBody> {
 
     fn version(&self) -> Version {
         http::Response::version(self)
+    }
+
+    #[cfg(feature = "tower")]
+    fn body_withheld(&self) -> bool {
+        self.extensions().get::<crate::tower::HeldBack>().is_some()
     }
 
     /// hyper-util's legacy client puts the connection's `HttpInfo` in every
@@ -674,7 +684,8 @@ where
                 && flags & (EXPECTED | RETRIED_417) == EXPECTED
             {
                 if let Some(trace) = current.as_ref() {
-                    trace.answered(&response, &body, sends > 1, lazy.sends_body());
+                    let had_body = lazy.sends_body() && !response.body_withheld();
+                    trace.answered(&response, &body, sends > 1, had_body);
                 }
                 drop(response);
                 let (request, _, chain) =
@@ -685,7 +696,8 @@ where
                 continue;
             }
             let redirect = response.status().is_redirection();
-            let had_body = lazy.sends_body();
+            // (A body held back for a 100 that never came was not sent.)
+            let had_body = lazy.sends_body() && !response.body_withheld();
             let head_at = match current.as_ref() {
                 Some(trace) => trace.answered(&response, &body, sends > 1, had_body),
                 None => Instant::now(),

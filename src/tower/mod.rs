@@ -19,7 +19,7 @@ use crate::body::gate::{Gate, Sleep};
 use crate::body::{Limits, Replay, ReplayBody};
 use crate::engine::error::Detail;
 use crate::follow::{
-    expect_for, follow, trace::HopTrace, Hop, Lazy, Start, Transport, DRAIN_LIMIT,
+    expect_for, follow, trace::HopTrace, Answer as _, Hop, Lazy, Start, Transport, DRAIN_LIMIT,
 };
 use crate::{BoxError, Chain, Error, History, Policy};
 
@@ -286,7 +286,7 @@ where
                                 &response,
                                 &rest.body,
                                 false,
-                                rest.body.is_some(),
+                                rest.body.is_some() && !response.body_withheld(),
                             );
                             if let Err(error) = rest.chain.check_peer(&response, None) {
                                 rest.trace.failed(Some(error.kind()));
@@ -512,13 +512,15 @@ fn sleep(wait: Duration) -> Sleep {
 #[derive(Clone)]
 struct HopGate(Arc<Gate>);
 
-/// In the response to a hop whose body was still held back when it came:
-/// dropping it (the loop drains or drops a 3xx, drops a 417) fails the held
-/// body, so that hyper closes the connection instead of keeping a request
+/// In the response to a hop whose body was still held back when it came
+/// (and so never sent: the hop's figures count none of it). Dropping it
+/// (the loop drains or drops a 3xx, drops a 417) fails the held body, so
+/// that hyper closes the connection instead of keeping a request
 /// half-written; [`Tower::finish`] takes it out and lets the body linger
-/// instead, so that the caller can read the response before that.
+/// instead, so that the caller can read the response before that. `None`:
+/// the body was failed at once (the response had no body to read).
 #[derive(Clone)]
-struct HeldBack(Option<Arc<Gate>>);
+pub(crate) struct HeldBack(Option<Arc<Gate>>);
 
 impl Drop for HeldBack {
     fn drop(&mut self) {
@@ -583,11 +585,13 @@ fn answered<Res: Body>(
     if !gate.answered() {
         return;
     }
-    if response.body().is_end_stream() {
+    let held = if response.body().is_end_stream() {
         gate.fail();
+        None
     } else {
-        response.extensions_mut().insert(HeldBack(Some(gate)));
-    }
+        Some(gate)
+    };
+    response.extensions_mut().insert(HeldBack(held));
 }
 
 impl<S, B, ResBody> Transport for Tower<S, B, ResBody>
