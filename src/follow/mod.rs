@@ -48,11 +48,21 @@ pub(crate) trait Answer {
     #[cfg_attr(not(feature = "tracing"), allow(dead_code))] // only the hop spans read it
     fn version(&self) -> Version;
     /// The hop's body was held back for a `100 Continue` and never sent:
-    /// the server answered first (the tower layer marks such a response).
+    /// the server answered first (see [`Withheld`]).
     fn body_withheld(&self) -> bool {
         false
     }
 }
+
+/// In a response's extensions: the hop's body was held back for a
+/// `100 Continue` and never sent, the server having answered first (the
+/// hop's figures count none of it). The tower layer puts it there (ureq
+/// does not say whether it sent a body held for a 100: a stream's count is
+/// the tee's, right either way, but a body in memory is counted whole);
+/// [`Answer::body_withheld`] reads it.
+#[cfg(any(feature = "tower", feature = "ureq"))]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Withheld;
 
 /// An `http::Response`, as the tower layer's services and ureq give them.
 #[cfg(any(feature = "tower", feature = "ureq"))]
@@ -69,9 +79,8 @@ impl<ResBody> Answer for http::Response<ResBody> {
         http::Response::version(self)
     }
 
-    #[cfg(feature = "tower")]
     fn body_withheld(&self) -> bool {
-        self.extensions().get::<crate::tower::HeldBack>().is_some()
+        self.extensions().get::<Withheld>().is_some()
     }
 
     /// hyper-util's legacy client puts the connection's `HttpInfo` in every

@@ -19,7 +19,8 @@ use crate::body::gate::{Gate, Sleep};
 use crate::body::{Limits, Replay, ReplayBody};
 use crate::engine::error::Detail;
 use crate::follow::{
-    expect_for, follow, trace::HopTrace, Answer as _, Hop, Lazy, Start, Transport, DRAIN_LIMIT,
+    expect_for, follow, trace::HopTrace, Answer as _, Hop, Lazy, Start, Transport, Withheld,
+    DRAIN_LIMIT,
 };
 use crate::{BoxError, Chain, Error, History, Policy};
 
@@ -512,15 +513,14 @@ fn sleep(wait: Duration) -> Sleep {
 #[derive(Clone)]
 struct HopGate(Arc<Gate>);
 
-/// In the response to a hop whose body was still held back when it came
-/// (and so never sent: the hop's figures count none of it). Dropping it
-/// (the loop drains or drops a 3xx, drops a 417) fails the held body, so
-/// that hyper closes the connection instead of keeping a request
-/// half-written; [`Tower::finish`] takes it out and lets the body linger
-/// instead, so that the caller can read the response before that. `None`:
-/// the body was failed at once (the response had no body to read).
+/// In the response to a hop whose body was still held back when it came,
+/// and may still be read by hyper. Dropping it (the loop drains or drops a
+/// 3xx, drops a 417) fails the held body, so that hyper closes the
+/// connection instead of keeping a request half-written; [`Tower::finish`]
+/// takes it out and lets the body linger instead, so that the caller can
+/// read the response before that.
 #[derive(Clone)]
-pub(crate) struct HeldBack(Option<Arc<Gate>>);
+struct HeldBack(Option<Arc<Gate>>);
 
 impl Drop for HeldBack {
     fn drop(&mut self) {
@@ -585,13 +585,12 @@ fn answered<Res: Body>(
     if !gate.answered() {
         return;
     }
-    let held = if response.body().is_end_stream() {
+    response.extensions_mut().insert(Withheld);
+    if response.body().is_end_stream() {
         gate.fail();
-        None
     } else {
-        Some(gate)
-    };
-    response.extensions_mut().insert(HeldBack(held));
+        response.extensions_mut().insert(HeldBack(Some(gate)));
+    }
 }
 
 impl<S, B, ResBody> Transport for Tower<S, B, ResBody>
