@@ -122,6 +122,28 @@ fn a_307_before_the_100_uploads_nothing_and_the_next_hop_sends_it_all() {
     assert_eq!(second.end(), Some(BodyEnd::Complete));
 }
 
+/// A body in memory answered 307 before its 100: nothing reaches the
+/// redirecting server, the history counts 0 bytes sent on that hop, and the
+/// target gets the body whole, with its `Content-Length`.
+#[test]
+fn a_body_in_memory_held_back_counts_nothing_sent() {
+    let a = Server::start();
+    let b = Server::start();
+    a.route("/a", Reply::redirect(307, b.url("/b")).read(Read::Nothing));
+    let data = pattern(2 * MIB);
+    let response = agent(Policy::standard())
+        .post(&a.url("/a"))
+        .send(data.clone())
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(a.one_at("/a").body.is_empty());
+    let landed = b.one_at("/b");
+    assert!(landed.body == data);
+    assert_eq!(landed.header("content-length"), Some("2097152"));
+    let history = response.extensions().get::<History>().unwrap();
+    assert_eq!(history.hops()[0].body_bytes_sent(), 0);
+}
+
 /// A final answer before the 100 (a 401): returned, nothing uploaded.
 #[test]
 fn a_401_before_the_100_is_returned_with_nothing_uploaded() {

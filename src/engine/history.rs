@@ -168,10 +168,7 @@ impl Hop {
     /// the whole body, or the prefix a server read before it answered early,
     /// or none when the body waited for a `100 Continue` that the answer
     /// came before. Counted as they are handed to the transport (for a body
-    /// in memory, its length). One gap: ureq does not say whether it sent a
-    /// body in memory that it held for a 100, so on the ureq adapter such a
-    /// body counts whole even when the server answered first (a stream
-    /// counts right).
+    /// in memory, its length).
     #[must_use]
     pub fn body_bytes_sent(&self) -> u64 {
         self.cost.body_bytes_sent

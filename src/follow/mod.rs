@@ -56,10 +56,8 @@ pub(crate) trait Answer {
 
 /// In a response's extensions: the hop's body was held back for a
 /// `100 Continue` and never sent, the server having answered first (the
-/// hop's figures count none of it). The tower layer puts it there (ureq
-/// does not say whether it sent a body held for a 100: a stream's count is
-/// the tee's, right either way, but a body in memory is counted whole);
-/// [`Answer::body_withheld`] reads it.
+/// hop's figures count none of it). The tower layer and the ureq adapter
+/// put it there; [`Answer::body_withheld`] reads it.
 #[cfg(any(feature = "tower", feature = "ureq"))]
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Withheld;

@@ -602,6 +602,27 @@ impl Transport for Ureq {
             Inner::Memory(bytes) if bytes.is_empty() && !bodied(&parts.method) => {
                 self.run(Request::from_parts(parts, ureq::SendBody::none()), None)
             }
+            // Held for a 100: through a reader that notes whether ureq took
+            // any of it (ureq copies a slice into its buffer all the same),
+            // so that a body the server answered before counts none.
+            Inner::Memory(bytes) if await_100.is_some() => {
+                let mut parts = parts;
+                parts
+                    .headers
+                    .insert(http::header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+                let taken = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let reader = Noting {
+                    bytes,
+                    taken: Arc::clone(&taken),
+                };
+                let sent = Request::from_parts(parts, ureq::SendBody::from_owned_reader(reader));
+                self.run(sent, await_100).map(|mut response| {
+                    if !taken.load(std::sync::atomic::Ordering::Relaxed) {
+                        response.extensions_mut().insert(follow::Withheld);
+                    }
+                    response
+                })
+            }
             // In memory: ureq sends the shared bytes themselves, no copy.
             Inner::Memory(bytes) => self.run(Request::from_parts(parts, &bytes[..]), await_100),
             Inner::Stream(_) => self.run(
@@ -734,6 +755,24 @@ impl Read for Sending {
         let n = buf.len().min(self.piece.len());
         buf[..n].copy_from_slice(&self.piece[..n]);
         self.piece.advance(n);
+        Ok(n)
+    }
+}
+
+/// A body in memory that notes whether it was read at all.
+struct Noting {
+    bytes: Bytes,
+    taken: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Read for Noting {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(self.bytes.len());
+        if n > 0 {
+            self.taken.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        buf[..n].copy_from_slice(&self.bytes[..n]);
+        self.bytes.advance(n);
         Ok(n)
     }
 }
