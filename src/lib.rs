@@ -186,7 +186,10 @@
 //! which tells the layer that no 100 will be reported), and the service,
 //! with its clones, sends no expectation from its first HTTP/2 answer on.
 //! For a client you know speaks HTTP/2, set [`Policy::no_expect_continue`],
-//! or the request's version to HTTP/2.
+//! or the request's version to HTTP/2. The layer hears the 100 through
+//! hyper's `on_informational` callback on the request: on a request it
+//! holds back, a callback of yours (for a `103 Early Hints`, say) is
+//! replaced (hyper keeps one, and gives no way to call the one before).
 //!
 //! A server that answers 307 to the head and resets the connection at once
 //! (an RST, not a close) is followed on the tower layer; ureq 3.5 loses that
