@@ -30,6 +30,11 @@
 //! | an SDK on hyper-util / tower | `FollowRedirectLayer`, `FollowRedirect` | `tower` (no reqwest) |
 //! | another transport | drive [`Chain`] yourself | none (`default-features = false`) |
 //!
+//! For large uploads to endpoints that redirect, the ureq adapter and the
+//! tower layer (over HTTP/1.1) send `Expect: 100-continue`, so that a server
+//! that redirects receives no body byte and a stream of any size follows;
+//! the reqwest paths cannot (see "Uploads and `Expect: 100-continue`").
+//!
 //! # Quick example
 //!
 //! ```no_run
