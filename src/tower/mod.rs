@@ -263,10 +263,11 @@ where
                     let Some(mut rest) = rest.take() else {
                         return Poll::Ready(Err(polled_after_completion()));
                     };
-                    let held = rest.held.is_some();
-                    let first = match (first, rest.held.take()) {
+                    let held = rest.held.take();
+                    let was_held = held.is_some();
+                    let first = match (first, held) {
                         (Ok(mut response), Some(gate)) => {
-                            rest.transport.answered(&mut response, gate);
+                            answered(&mut response, gate, rest.transport.speaks_h2.as_deref());
                             Ok(response)
                         }
                         (first, _) => first,
@@ -279,7 +280,7 @@ where
                         // request again without it.
                         Ok(response)
                             if !response.status().is_redirection()
-                                && (!held
+                                && (!was_held
                                     || response.status()
                                         != http::StatusCode::EXPECTATION_FAILED) =>
                         {
@@ -356,7 +357,7 @@ where
             .get::<Policy>()
             .cloned()
             .unwrap_or_else(|| self.policy.clone());
-        let (start, extensions, held) = match start(policy, request, &self.speaks_h2) {
+        let (start, extensions, held, speaks_h2) = match start(policy, request, &self.speaks_h2) {
             Ok(started) => started,
             Err(error) => {
                 return FollowRedirectFuture {
@@ -375,7 +376,7 @@ where
                 std::mem::replace(&mut self.inner, clone),
                 true,
                 extensions,
-                held.map(|(_, speaks_h2)| speaks_h2),
+                speaks_h2,
             );
             return FollowRedirectFuture {
                 state: State::Chain {
@@ -401,8 +402,6 @@ where
         #[cfg(not(feature = "tracing"))]
         let trace = HopTrace::begin_under(&chain);
         let call = trace.in_span(|| self.inner.call(request));
-        let (held, speaks_h2) =
-            held.map_or((None, None), |(gate, speaks_h2)| (gate, Some(speaks_h2)));
         FollowRedirectFuture {
             state: State::First {
                 call,
@@ -421,9 +420,9 @@ where
 }
 
 /// Where a tower request's chain starts; the extensions are kept for the
-/// later hops. Where the body qualifies for `Expect: 100-continue`, the
-/// layer's HTTP/2 flag for the chain's later hops, and the first hop's gate
-/// unless the layer has seen HTTP/2.
+/// later hops. Where the body qualifies for `Expect: 100-continue`: the
+/// first hop's gate (unless the layer has seen HTTP/2), and the layer's
+/// HTTP/2 flag for the chain's later hops.
 #[allow(clippy::type_complexity)] // a tuple of the things the caller needs
 fn start<S, B, ResBody>(
     policy: Policy,
@@ -433,7 +432,8 @@ fn start<S, B, ResBody>(
     (
         Start<Tower<S, B, ResBody>>,
         Extensions,
-        Option<(Option<Arc<Gate>>, Arc<AtomicBool>)>,
+        Option<Arc<Gate>>,
+        Option<Arc<AtomicBool>>,
     ),
     Error,
 >
@@ -454,10 +454,10 @@ where
     let mut request = Request::from_parts(parts, first);
     // (After the chain took the head: the expectation is this request's,
     // and the rule decides again for every hop.)
-    let held = wait.map(|wait| {
-        let gate = (!speaks_h2.load(Ordering::Relaxed)).then(|| hold_back(&mut request, wait));
-        (gate, Arc::clone(speaks_h2))
-    });
+    let held = wait
+        .filter(|_| !speaks_h2.load(Ordering::Relaxed))
+        .map(|wait| hold_back(&mut request, wait));
+    let speaks_h2 = wait.map(|_| Arc::clone(speaks_h2));
     Ok((
         Start {
             request,
@@ -468,6 +468,7 @@ where
         },
         extensions,
         held,
+        speaks_h2,
     ))
 }
 
@@ -561,11 +562,6 @@ impl<S, B, ResBody> Tower<S, B, ResBody> {
             _body: std::marker::PhantomData,
         }
     }
-
-    /// A response came to a hop whose body was held back behind `gate`.
-    fn answered<Res: Body>(&self, response: &mut Response<Res>, gate: Arc<Gate>) {
-        answered(response, gate, self.speaks_h2.as_deref());
-    }
 }
 
 /// What a response to a held-back hop means for its body: nothing if the
@@ -643,14 +639,7 @@ where
                 Sending::Held(Box::pin(held_hop(sending, gate, self.speaks_h2.clone())))
             }
         };
-        async move {
-            match sending {
-                Sending::Call(call) => call.await.map_err(Into::into),
-                Sending::Later(hop) => hop.await,
-                Sending::Held(hop) => hop.await,
-                Sending::Failed(e) => Err(e),
-            }
-        }
+        sending.sent()
     }
 
     fn hop(&mut self, hop: Hop<'_, B>) -> Result<Self::Request, BoxError> {
@@ -740,6 +729,26 @@ enum Sending<F, L, R> {
     Failed(BoxError),
 }
 
+impl<F, E, L, R> Sending<F, L, R>
+where
+    F: Future<Output = Result<R, E>>,
+    E: Into<BoxError>,
+    L: Future<Output = Result<R, BoxError>>,
+{
+    /// The hop's answer.
+    #[allow(clippy::manual_async_fn)] // an async fn would keep `self` twice: 48 more bytes of the loop's state
+    fn sent(self) -> impl Future<Output = Result<R, BoxError>> {
+        async move {
+            match self {
+                Sending::Call(call) => call.await.map_err(Into::into),
+                Sending::Later(hop) => hop.await,
+                Sending::Held(hop) => hop.await,
+                Sending::Failed(e) => Err(e),
+            }
+        }
+    }
+}
+
 /// A held-back hop: sent as `sending` says, its answer then told to `gate`.
 async fn held_hop<F, E, L, Res>(
     sending: Sending<F, L, Response<Res>>,
@@ -752,12 +761,7 @@ where
     L: Future<Output = Result<Response<Res>, BoxError>>,
     Res: Body,
 {
-    let mut response = match sending {
-        Sending::Call(call) => call.await.map_err(Into::into)?,
-        Sending::Later(hop) => hop.await?,
-        Sending::Held(hop) => hop.await?,
-        Sending::Failed(e) => return Err(e),
-    };
+    let mut response = sending.sent().await?;
     answered(&mut response, gate, speaks_h2.as_deref());
     Ok(response)
 }

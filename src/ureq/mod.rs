@@ -611,9 +611,11 @@ impl Transport for Ureq {
                     .headers
                     .insert(http::header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
                 let taken = Arc::new(std::sync::atomic::AtomicBool::new(false));
-                let reader = Noting {
-                    bytes,
-                    taken: Arc::clone(&taken),
+                // The bytes as the reader's first piece, nothing after.
+                let reader = Sending {
+                    body: ReplayBody::empty(),
+                    piece: bytes,
+                    taken: Some(Arc::clone(&taken)),
                 };
                 let sent = Request::from_parts(parts, ureq::SendBody::from_owned_reader(reader));
                 self.run(sent, await_100).map(|mut response| {
@@ -631,6 +633,7 @@ impl Transport for Ureq {
                     ureq::SendBody::from_owned_reader(Sending {
                         body,
                         piece: Bytes::new(),
+                        taken: None,
                     }),
                 ),
                 await_100,
@@ -732,7 +735,10 @@ fn bodied(method: &Method) -> bool {
 /// A replayable body as ureq reads it.
 struct Sending {
     body: ReplayBody<Body>,
+    /// What was taken from `body` and not yet read.
     piece: Bytes,
+    /// Set once ureq read any of it (for a body held for a 100).
+    taken: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Read for Sending {
@@ -755,24 +761,9 @@ impl Read for Sending {
         let n = buf.len().min(self.piece.len());
         buf[..n].copy_from_slice(&self.piece[..n]);
         self.piece.advance(n);
-        Ok(n)
-    }
-}
-
-/// A body in memory that notes whether it was read at all.
-struct Noting {
-    bytes: Bytes,
-    taken: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl Read for Noting {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = buf.len().min(self.bytes.len());
-        if n > 0 {
-            self.taken.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(taken) = self.taken.as_ref().filter(|_| n > 0) {
+            taken.store(true, std::sync::atomic::Ordering::Relaxed);
         }
-        buf[..n].copy_from_slice(&self.bytes[..n]);
-        self.bytes.advance(n);
         Ok(n)
     }
 }
@@ -850,6 +841,7 @@ mod tests {
         let mut sending = Sending {
             body: first,
             piece: Bytes::new(),
+            taken: None,
         };
         let mut out = Vec::new();
         sending.read_to_end(&mut out).unwrap();
