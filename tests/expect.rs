@@ -210,10 +210,7 @@ fn a_100_then_an_early_307_mid_body_replays_it_whole() {
     let server = Server::start();
     server.route(
         "/a",
-        Reply::redirect(307, "/b")
-            .read(Read::Prefix(64 * 1024))
-            .body("0123456789")
-            .body_after(Duration::from_millis(100)),
+        Reply::early_307("/b", 64 * 1024, Duration::from_millis(100)),
     );
     let data = pattern(2 * MIB);
     let response = agent(Policy::standard())

@@ -127,15 +127,6 @@ fn issue_stream(body: &[u8]) -> reqwest::Body {
     slow_stream(body.to_vec(), 16 * KIB, Duration::from_millis(5))
 }
 
-/// A 307 to `location` after reading `prefix` bytes, whose 10-byte body
-/// comes only after `stall`, while the server goes on reading the upload.
-fn early_307(location: &str, prefix: usize, stall: Duration) -> Reply {
-    Reply::redirect(307, location)
-        .read(Read::Prefix(prefix))
-        .body("0123456789")
-        .body_after(stall)
-}
-
 /// Every hop the server saw, each checked: the original, or a prefix of it
 /// that the client aborted.
 async fn check_hops(server: &Server, original: &[u8], case: &str) -> Vec<Seen> {
@@ -191,7 +182,7 @@ async fn early_307_with_a_slow_3xx_body_sends_the_whole_body_or_none() {
             let server = Server::start();
             server.route(
                 "/a",
-                early_307("/echo", 16 * KIB, Duration::from_millis(stall)),
+                Reply::early_307("/echo", 16 * KIB, Duration::from_millis(stall)),
             );
             let policy = Policy::standard().max_replay_body(128 * KIB);
             let outcome = send(
@@ -309,7 +300,7 @@ async fn cap_crossed_during_the_drain_loses_nothing() {
     let body = &roomy_body();
     on_every_transport(|adapter, proto| async move {
         let server = Server::start();
-        server.route("/a", early_307("/echo", 16 * KIB, ROOMY_STALL));
+        server.route("/a", Reply::early_307("/echo", 16 * KIB, ROOMY_STALL));
         let policy = Policy::standard().max_replay_body(ROOMY_CAP);
         let url = server.url("/a");
         let outcome = send(adapter, proto, policy, Method::PUT, url, roomy_stream(body)).await;
@@ -335,7 +326,7 @@ async fn cap_crossed_before_the_head_sends_no_next_hop() {
             // The server reads 256 KiB before it answers: past the cap.
             server.route(
                 "/a",
-                early_307("/echo", 256 * KIB, Duration::from_millis(150)),
+                Reply::early_307("/echo", 256 * KIB, Duration::from_millis(150)),
             );
             let policy = Policy::standard()
                 .max_replay_body(128 * KIB)
@@ -363,7 +354,7 @@ async fn cap_crossed_on_the_replay_hop_refuses_the_next_replay() {
             let server = Server::start();
             server.route(
                 "/a",
-                early_307("/echo", 16 * KIB, Duration::from_millis(150)),
+                Reply::early_307("/echo", 16 * KIB, Duration::from_millis(150)),
             );
             server.route("/echo", Reply::redirect(307, "/final"));
             let policy = Policy::standard()
@@ -397,7 +388,7 @@ async fn a_later_302_hides_no_bad_replay() {
     let body = &roomy_body();
     on_every_transport(|adapter, proto| async move {
         let server = Server::start();
-        server.route("/a", early_307("/b", 16 * KIB, ROOMY_STALL));
+        server.route("/a", Reply::early_307("/b", 16 * KIB, ROOMY_STALL));
         server.route("/b", Reply::redirect(302, "/c"));
         let policy = Policy::standard().max_replay_body(ROOMY_CAP);
         let url = server.url("/a");
@@ -430,7 +421,7 @@ async fn early_307_with_spill_on_replays_the_whole_body() {
         let server = Server::start();
         server.route(
             "/a",
-            early_307("/echo", 64 * KIB, Duration::from_millis(150)),
+            Reply::early_307("/echo", 64 * KIB, Duration::from_millis(150)),
         );
         let policy = Policy::standard()
             .max_replay_body(8 * MIB)
@@ -576,7 +567,7 @@ fn random_early_answers_never_send_a_short_hop() {
                     let server = Server::start();
                     server.route(
                         "/a",
-                        early_307("/echo", early, Duration::from_millis(stall)),
+                        Reply::early_307("/echo", early, Duration::from_millis(stall)),
                     );
                     let policy = Policy::standard().max_replay_body(cap);
                     let stream = slow_stream(body.clone(), chunk, Duration::from_millis(pause));

@@ -286,15 +286,6 @@ fn sixteen_threads_of_chains_each_arrive_whole() {
     }
 }
 
-/// A 307 after `prefix` bytes, its 10-byte body only after `stall`, while
-/// the server goes on reading the upload (the silent-body-loss case).
-fn early_307(location: &str, prefix: usize, stall: Duration) -> Reply {
-    Reply::redirect(307, location)
-        .read(support::Read::Prefix(prefix))
-        .body("0123456789")
-        .body_after(stall)
-}
-
 /// ureq writes the whole body before it reads the answer: an early 307 from
 /// a server that keeps reading is read after the last byte, and the replay
 /// is the whole body (or, past the cap, nothing at all).
@@ -306,7 +297,7 @@ fn an_early_307_with_a_slow_3xx_body_replays_the_whole_body_or_none() {
             let server = Server::start();
             server.route(
                 "/a",
-                early_307("/echo", 16 * 1024, Duration::from_millis(stall)),
+                Reply::early_307("/echo", 16 * 1024, Duration::from_millis(stall)),
             );
             let case = format!("stall {stall} ms, cap {cap}");
             let sent = agent(Policy::standard().max_replay_body(cap))
@@ -358,8 +349,11 @@ fn the_cap_crossed_before_during_or_after_the_3xx_never_sends_a_short_hop() {
             let case = format!("{what} ({on:?})");
             let data = pattern(len);
             let server = Server::start();
-            server.route("/a", early_307("/echo", prefix, Duration::from_millis(150)));
-            server.route("/echo", early_307("/final", prefix, Duration::ZERO));
+            server.route(
+                "/a",
+                Reply::early_307("/echo", prefix, Duration::from_millis(150)),
+            );
+            server.route("/echo", Reply::early_307("/final", prefix, Duration::ZERO));
             let policy = Policy::standard()
                 .max_replay_body(cap)
                 .unreplayable_body(on);

@@ -170,6 +170,16 @@ impl Reply {
         Self::status(status).location(location)
     }
 
+    /// A 307 to `location` sent after the first `prefix` body bytes, its
+    /// own 10-byte body `stall`ed; the server goes on reading the upload in
+    /// the background (the silent-body-loss case).
+    pub fn early_307(location: impl AsRef<[u8]>, prefix: usize, stall: Duration) -> Self {
+        Self::redirect(307, location)
+            .read(Read::Prefix(prefix))
+            .body("0123456789")
+            .body_after(stall)
+    }
+
     pub fn location(self, location: impl AsRef<[u8]>) -> Self {
         self.header("location", location)
     }
