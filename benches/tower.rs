@@ -481,11 +481,7 @@ async fn expect(base: &str, rounds: usize) {
         Policy::standard().no_expect_continue(),
     );
     println!("## `Expect: 100-continue` (tower layer, HTTP/1.1)\n");
-    println!("A 16 MiB PUT from memory, no redirect, {rounds} rounds of 10 pairs alternating:\n");
-    println!(
-        "| server | with `Expect: 100-continue` (default) | without | with ÷ without (spread) |"
-    );
-    println!("|---|---:|---:|---|");
+    common::print_expect_latency_head(rounds);
     let hyper_url = format!("{base}/hop/0");
     expect_latency(
         "hyper (the benches' server)",
@@ -500,11 +496,7 @@ async fn expect(base: &str, rounds: usize) {
     }
     println!();
     let big = common::pattern_chunk(0, 64 * 1024 * 1024);
-    println!("A 64 MiB stream (unknown length) through a 307 answered before the body is read:\n");
-    println!(
-        "| | outcome | body bytes sent to the redirecting server | bytes read at the target |"
-    );
-    println!("|---|---|---:|---:|");
+    common::print_expect_bytes_head();
     for expecting in [true, false] {
         let policy = if expecting {
             Policy::standard()

@@ -248,11 +248,7 @@ fn expect(base: &str, rounds: usize) {
     let with = Agent::new(plain(), Policy::standard());
     let without = Agent::new(plain(), Policy::standard().no_expect_continue());
     println!("## `Expect: 100-continue` (ureq)\n");
-    println!("A 16 MiB PUT from memory, no redirect, {rounds} rounds of 10 pairs alternating:\n");
-    println!(
-        "| server | with `Expect: 100-continue` (default) | without | with ÷ without (spread) |"
-    );
-    println!("|---|---:|---:|---|");
+    common::print_expect_latency_head(rounds);
     latency(
         "hyper (the benches' server)",
         &format!("{base}/hop/0"),
@@ -269,11 +265,7 @@ fn expect(base: &str, rounds: usize) {
     // 64 MiB streamed through a 307 from a server that answers before it
     // reads: what reaches it, and what reaches the target.
     let big = common::pattern_chunk(0, 64 * 1024 * 1024);
-    println!("A 64 MiB stream (unknown length) through a 307 answered before the body is read:\n");
-    println!(
-        "| | outcome | body bytes sent to the redirecting server | bytes read at the target |"
-    );
-    println!("|---|---|---:|---:|");
+    common::print_expect_bytes_head();
     for (label, agent) in [("with (default)", &with), ("without", &without)] {
         let before = READ_BYTES.load(Ordering::Relaxed);
         let body = Body::from_reader(std::io::Cursor::new(big.to_vec()));

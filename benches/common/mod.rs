@@ -215,3 +215,23 @@ pub(crate) fn spread(values: &[f64]) -> String {
     let hi = values.iter().copied().fold(0.0, f64::max);
     format!("{lo:.3} – {hi:.3}")
 }
+
+/// The head of the `Expect: 100-continue` latency table (benches `tower` and
+/// `ureq`).
+pub(crate) fn print_expect_latency_head(rounds: usize) {
+    println!("A 16 MiB PUT from memory, no redirect, {rounds} rounds of 10 pairs alternating:\n");
+    println!(
+        "| server | with `Expect: 100-continue` (default) | without | with ÷ without (spread) |"
+    );
+    println!("|---|---:|---:|---|");
+}
+
+/// The head of the table of bytes a 64 MiB stream puts on the wire through
+/// a 307 answered unread (benches `tower` and `ureq`).
+pub(crate) fn print_expect_bytes_head() {
+    println!("A 64 MiB stream (unknown length) through a 307 answered before the body is read:\n");
+    println!(
+        "| | outcome | body bytes sent to the redirecting server | bytes read at the target |"
+    );
+    println!("|---|---|---:|---:|");
+}
